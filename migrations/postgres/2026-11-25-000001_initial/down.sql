@@ -1,0 +1,10 @@
+DROP TABLE settings;
+DROP TABLE login_failures;
+DROP TABLE api_tokens;
+DROP TABLE sessions;
+DROP TABLE users;
+DROP TABLE resource_targets;
+DROP TABLE resource_types;
+DROP TABLE actors;
+DROP TABLE events;
+DROP FUNCTION auditdesk_refuse_event_change();

@@ -1,0 +1,11 @@
+DROP TABLE settings;
+DROP TABLE login_failures;
+DROP TABLE api_tokens;
+DROP TABLE sessions;
+DROP TABLE users;
+DROP TABLE resource_targets;
+DROP TABLE resource_types;
+DROP TABLE actors;
+DROP TRIGGER events_refuse_delete;
+DROP TRIGGER events_refuse_update;
+DROP TABLE events;

@@ -1,0 +1,550 @@
+//! An audit event, and the interchange format it arrives and leaves in
+//! (CONTRACT.md: import, NDJSON export, the JSON API).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Duration, DurationRound, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::action::Action;
+
+/// Who performed the action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub username: String,
+    #[serde(default)]
+    pub email: String,
+}
+
+/// One changed field: its old and new value, or, for a secret, only the fact
+/// that it changed (secret values are never stored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// The changed fields of an event, by field name.
+pub type Diff = BTreeMap<String, FieldChange>;
+
+/// A validated audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: Uuid,
+    pub time: DateTime<Utc>,
+    pub user: Actor,
+    pub action: Action,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub resource_target: String,
+    pub diff: Diff,
+    pub ip: String,
+    pub user_agent: String,
+    pub status_code: u16,
+    pub request_id: String,
+}
+
+/// An event as it arrives, before validation. Unknown keys are refused rather
+/// than silently dropped.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    pub id: Option<String>,
+    pub time: Option<String>,
+    pub user: Option<Actor>,
+    pub action: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub resource_target: Option<String>,
+    pub diff: Option<Diff>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub status_code: Option<u16>,
+    pub request_id: Option<String>,
+}
+
+/// A field of an incoming event that is missing or wrong, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's name in the interchange format, e.g. `user.username` or `diff.color_bg`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// Limits on incoming fields: an over-long value is refused, never cut.
+pub mod limits {
+    pub const USERNAME: usize = 256;
+    pub const EMAIL: usize = 320;
+    pub const RESOURCE_TYPE: usize = 100;
+    pub const RESOURCE_ID: usize = 256;
+    pub const RESOURCE_TARGET: usize = 1024;
+    pub const USER_AGENT: usize = 1024;
+    pub const REQUEST_ID: usize = 256;
+    pub const DIFF_FIELDS: usize = 100;
+    pub const DIFF_FIELD_NAME: usize = 200;
+    /// Bytes of one old or new value, as JSON.
+    pub const DIFF_VALUE: usize = 16 * 1024;
+}
+
+/// How far ahead of the server's clock an event's time may be (clock skew).
+const MAX_FUTURE_SKEW_SECONDS: i64 = 300;
+
+/// A validated event ready to be stored, with the fingerprint of its content that
+/// makes retries idempotent.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event: Event,
+    /// SHA-256 over what the sender supplied (the time only when the sender gave
+    /// one), so that a retry of the same event matches even when the server
+    /// assigned the time on first arrival.
+    pub content_hash: String,
+}
+
+impl NewEvent {
+    /// Wraps an event made inside the application (logins, user changes), whose
+    /// time is always its own.
+    pub fn new(event: Event) -> Self {
+        let content_hash = content_hash(&event, true);
+        Self {
+            event,
+            content_hash,
+        }
+    }
+}
+
+impl EventInput {
+    /// Parses one JSON object of the interchange format.
+    pub fn from_json(text: &str) -> Result<Self, FieldError> {
+        serde_json::from_str(text).map_err(|e| FieldError::new("event", json_error_message(&e)))
+    }
+
+    /// Checks every field and builds the event; `now` fills a missing time.
+    /// Secret diff values are dropped here, before anything can store them.
+    pub fn validate(self, now: DateTime<Utc>) -> Result<NewEvent, FieldError> {
+        let time_given = self.time.is_some();
+        let id = match self.id.as_deref() {
+            Some(raw) => Uuid::parse_str(raw)
+                .map_err(|_| FieldError::new("id", format!("'{}' is not a UUID", clip(raw))))?,
+            None => Uuid::new_v4(),
+        };
+        let time = match self.time.as_deref() {
+            Some(raw) => parse_time(raw)?,
+            None => now,
+        };
+        let time = truncate_to_micros(time);
+        if time > now + Duration::seconds(MAX_FUTURE_SKEW_SECONDS) {
+            return Err(FieldError::new(
+                "time",
+                format!(
+                    "{} is in the future",
+                    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+                ),
+            ));
+        }
+        let user = self
+            .user
+            .ok_or_else(|| FieldError::new("user", "is required"))?;
+        let username = text("user.username", user.username, limits::USERNAME, true)?;
+        let email = text("user.email", user.email, limits::EMAIL, false)?;
+        let action_name = self
+            .action
+            .ok_or_else(|| FieldError::new("action", "is required"))?;
+        let action = action_name
+            .parse::<Action>()
+            .map_err(|e| FieldError::new("action", e.to_string()))?;
+        let resource_type = text(
+            "resource_type",
+            self.resource_type.unwrap_or_default(),
+            limits::RESOURCE_TYPE,
+            true,
+        )?;
+        let resource_id = text(
+            "resource_id",
+            self.resource_id.unwrap_or_default(),
+            limits::RESOURCE_ID,
+            false,
+        )?;
+        let resource_target = text(
+            "resource_target",
+            self.resource_target.unwrap_or_default(),
+            limits::RESOURCE_TARGET,
+            false,
+        )?;
+        let ip = self.ip.unwrap_or_default();
+        if !ip.is_empty() && ip.parse::<IpAddr>().is_err() {
+            return Err(FieldError::new(
+                "ip",
+                format!("'{}' is not an IP address", clip(&ip)),
+            ));
+        }
+        let user_agent = text(
+            "user_agent",
+            self.user_agent.unwrap_or_default(),
+            limits::USER_AGENT,
+            false,
+        )?;
+        let status_code = self.status_code.unwrap_or(200);
+        if !(100..=599).contains(&status_code) {
+            return Err(FieldError::new(
+                "status_code",
+                format!("{status_code} is not an HTTP status code (100-599)"),
+            ));
+        }
+        let request_id = text(
+            "request_id",
+            self.request_id.unwrap_or_default(),
+            limits::REQUEST_ID,
+            false,
+        )?;
+        let diff = validate_diff(self.diff.unwrap_or_default())?;
+        let event = Event {
+            id,
+            time,
+            user: Actor { username, email },
+            action,
+            resource_type,
+            resource_id,
+            resource_target,
+            diff,
+            ip,
+            user_agent,
+            status_code,
+            request_id,
+        };
+        let content_hash = content_hash(&event, time_given);
+        Ok(NewEvent {
+            event,
+            content_hash,
+        })
+    }
+}
+
+fn json_error_message(e: &serde_json::Error) -> String {
+    // serde's messages already name the field ("unknown field `foo`", "missing field `bar`").
+    let msg = e.to_string();
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg,
+    }
+}
+
+fn clip(s: &str) -> String {
+    if s.chars().count() > 60 {
+        format!("{}...", s.chars().take(60).collect::<String>())
+    } else {
+        s.to_owned()
+    }
+}
+
+fn text(
+    field: &str,
+    value: String,
+    max_bytes: usize,
+    required: bool,
+) -> Result<String, FieldError> {
+    if required && value.trim().is_empty() {
+        return Err(FieldError::new(field, "is required"));
+    }
+    if value.len() > max_bytes {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "is {} bytes long, more than the limit of {max_bytes}",
+                value.len()
+            ),
+        ));
+    }
+    if value.chars().any(|c| c.is_control()) {
+        return Err(FieldError::new(field, "contains a control character"));
+    }
+    Ok(value)
+}
+
+/// Parses an RFC 3339 time (`2026-03-01T12:34:56.789Z`, any offset) into UTC.
+pub fn parse_time(raw: &str) -> Result<DateTime<Utc>, FieldError> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            FieldError::new(
+                "time",
+                format!(
+                    "'{}' is not an RFC 3339 time such as 2026-03-01T12:34:56.789Z",
+                    clip(raw)
+                ),
+            )
+        })
+}
+
+/// Times are kept at microsecond precision, the finer of what both databases hold.
+pub fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(Duration::microseconds(1)).unwrap_or(t)
+}
+
+fn validate_diff(diff: Diff) -> Result<Diff, FieldError> {
+    if diff.len() > limits::DIFF_FIELDS {
+        return Err(FieldError::new(
+            "diff",
+            format!(
+                "has {} fields, more than the limit of {}",
+                diff.len(),
+                limits::DIFF_FIELDS
+            ),
+        ));
+    }
+    let mut clean = Diff::new();
+    for (name, change) in diff {
+        let field = format!("diff.{}", clip(&name));
+        if name.trim().is_empty() {
+            return Err(FieldError::new("diff", "has a field with an empty name"));
+        }
+        if name.len() > limits::DIFF_FIELD_NAME || name.chars().any(|c| c.is_control()) {
+            return Err(FieldError::new(
+                field,
+                format!(
+                    "field name is longer than {} bytes or has a control character",
+                    limits::DIFF_FIELD_NAME
+                ),
+            ));
+        }
+        let change = if change.secret {
+            FieldChange {
+                old: None,
+                new: None,
+                secret: true,
+            }
+        } else {
+            for value in [&change.old, &change.new].into_iter().flatten() {
+                let size = serde_json::to_string(value)
+                    .map(|s| s.len())
+                    .unwrap_or(usize::MAX);
+                if size > limits::DIFF_VALUE {
+                    return Err(FieldError::new(
+                        field,
+                        format!(
+                            "a value is {size} bytes long, more than the limit of {}",
+                            limits::DIFF_VALUE
+                        ),
+                    ));
+                }
+            }
+            change
+        };
+        clean.insert(name, change);
+    }
+    Ok(clean)
+}
+
+/// The event in the interchange format.
+#[derive(Serialize)]
+struct Interchange<'a> {
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
+    user: &'a Actor,
+    action: &'static str,
+    resource_type: &'a str,
+    resource_id: &'a str,
+    resource_target: &'a str,
+    diff: &'a Diff,
+    ip: &'a str,
+    user_agent: &'a str,
+    status_code: u16,
+    request_id: &'a str,
+}
+
+impl Event {
+    fn interchange(&self, with_time: bool) -> Interchange<'_> {
+        Interchange {
+            id: self.id.to_string(),
+            time: with_time.then(|| format_time(self.time)),
+            user: &self.user,
+            action: self.action.as_str(),
+            resource_type: &self.resource_type,
+            resource_id: &self.resource_id,
+            resource_target: &self.resource_target,
+            diff: &self.diff,
+            ip: &self.ip,
+            user_agent: &self.user_agent,
+            status_code: self.status_code,
+            request_id: &self.request_id,
+        }
+    }
+
+    /// One line of NDJSON in the interchange format (no trailing newline).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.interchange(true)).expect("an event always serializes")
+    }
+
+    /// The event as a JSON value in the interchange format.
+    pub fn to_json_value(&self) -> Value {
+        serde_json::to_value(self.interchange(true)).expect("an event always serializes")
+    }
+
+    /// The diff as stored: JSON text.
+    pub fn diff_json(&self) -> String {
+        serde_json::to_string(&self.diff).expect("a diff always serializes")
+    }
+}
+
+/// RFC 3339 in UTC with as many fraction digits as needed: `2026-03-01T12:34:56.789Z`.
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn content_hash(event: &Event, time_given: bool) -> String {
+    let canonical =
+        serde_json::to_vec(&event.interchange(time_given)).expect("an event always serializes");
+    hex::encode(Sha256::digest(&canonical))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-25T10:00:00Z".parse().unwrap()
+    }
+
+    const SAMPLE: &str = r#"{"id":"0bd4a990-0640-4e0f-a5b8-fd4b32fa2de8","time":"2026-06-01T15:19:34.258Z",
+        "user":{"username":"frank","email":"frank@example.com"},"action":"write",
+        "resource_type":"oauth_configs","resource_id":"oc-1","resource_target":"GitHub",
+        "diff":{"client_secret":{"old":"s3cr3t-old","new":"s3cr3t-new","secret":true},
+                "description":{"old":"old","new":"example","secret":false}},
+        "ip":"198.51.100.72","user_agent":"Mozilla/5.0","status_code":200,
+        "request_id":"9c7c7377-79a2-4903-bbe3-3b243eae0032"}"#;
+
+    #[test]
+    fn a_full_event_validates_and_round_trips() {
+        let e = EventInput::from_json(SAMPLE)
+            .unwrap()
+            .validate(now())
+            .unwrap()
+            .event;
+        assert_eq!(e.action, Action::Write);
+        assert_eq!(
+            e.time,
+            "2026-06-01T15:19:34.258Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        let again = EventInput::from_json(&e.to_json())
+            .unwrap()
+            .validate(now())
+            .unwrap()
+            .event;
+        assert_eq!(again, e);
+    }
+
+    #[test]
+    fn secret_values_are_dropped_before_storage() {
+        let e = EventInput::from_json(SAMPLE)
+            .unwrap()
+            .validate(now())
+            .unwrap()
+            .event;
+        let json = e.to_json();
+        assert!(!json.contains("s3cr3t"), "{json}");
+        assert!(
+            json.contains(r#""client_secret":{"secret":true}"#),
+            "{json}"
+        );
+        assert!(json.contains(r#""description":{"old":"old","new":"example","secret":false}"#));
+    }
+
+    #[test]
+    fn missing_id_and_time_are_assigned() {
+        let e = EventInput::from_json(
+            r#"{"user":{"username":"a"},"action":"login","resource_type":"user"}"#,
+        )
+        .unwrap()
+        .validate(now())
+        .unwrap();
+        assert_eq!(e.event.time, now());
+        assert_eq!(e.event.status_code, 200);
+    }
+
+    #[test]
+    fn retries_without_a_time_have_the_same_fingerprint() {
+        let raw = r#"{"id":"0bd4a990-0640-4e0f-a5b8-fd4b32fa2de8","user":{"username":"a"},"action":"login","resource_type":"user"}"#;
+        let first = EventInput::from_json(raw).unwrap().validate(now()).unwrap();
+        let later = EventInput::from_json(raw)
+            .unwrap()
+            .validate(now() + Duration::seconds(5))
+            .unwrap();
+        assert_eq!(first.content_hash, later.content_hash);
+        let changed = raw.replace("login", "logout");
+        let other = EventInput::from_json(&changed)
+            .unwrap()
+            .validate(now())
+            .unwrap();
+        assert_ne!(first.content_hash, other.content_hash);
+    }
+
+    fn field_of(json: &str) -> String {
+        match EventInput::from_json(json) {
+            Err(e) => e.to_string(),
+            Ok(input) => input.validate(now()).unwrap_err().field,
+        }
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let base = r#"{"user":{"username":"a"},"action":"login","resource_type":"user""#;
+        assert_eq!(field_of(&format!(r#"{base},"id":"nope"}}"#)), "id");
+        assert_eq!(field_of(&format!(r#"{base},"time":"yesterday"}}"#)), "time");
+        assert_eq!(
+            field_of(&format!(r#"{base},"time":"2027-01-01T00:00:00Z"}}"#)),
+            "time"
+        );
+        assert_eq!(field_of(&format!(r#"{base},"ip":"300.1.1.1"}}"#)), "ip");
+        assert_eq!(
+            field_of(&format!(r#"{base},"status_code":42}}"#)),
+            "status_code"
+        );
+        assert_eq!(
+            field_of(r#"{"user":{"username":""},"action":"login","resource_type":"user"}"#),
+            "user.username"
+        );
+        assert_eq!(
+            field_of(r#"{"user":{"username":"a"},"action":"read","resource_type":"user"}"#),
+            "action"
+        );
+        assert_eq!(
+            field_of(r#"{"user":{"username":"a"},"action":"login"}"#),
+            "resource_type"
+        );
+        let long = "x".repeat(limits::RESOURCE_TARGET + 1);
+        assert_eq!(
+            field_of(&format!(r#"{base},"resource_target":"{long}"}}"#)),
+            "resource_target"
+        );
+        assert!(
+            field_of(&format!(r#"{base},"colour":"red"}}"#)).contains("unknown field `colour`")
+        );
+    }
+}

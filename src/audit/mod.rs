@@ -1,0 +1,9 @@
+//! The audit domain: actions, events and their diffs, and storing them.
+//! No HTTP and no SQL here: storage goes through `db`.
+
+pub mod action;
+pub mod event;
+pub mod store;
+
+pub use action::{Action, UnknownAction};
+pub use event::{Actor, Diff, Event, EventInput, FieldChange, FieldError, NewEvent};

@@ -1,0 +1,96 @@
+//! Storing validated events through the one write path in `db::events`, and
+//! reading stored rows back as domain events.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Action, Actor, Diff, Event, NewEvent};
+use crate::db::events::{self as rows, EventRow, InsertOutcome, NewEventRow, OnConflict};
+use crate::db::{DbConn, DbError};
+
+/// Stores a batch; see [`rows::insert_batch`] for idempotency and conflicts.
+pub fn store_batch(
+    conn: &mut DbConn,
+    batch: &[NewEvent],
+    on_conflict: OnConflict,
+) -> Result<InsertOutcome, DbError> {
+    let received_at = Utc::now().naive_utc();
+    let new_rows: Vec<NewEventRow> = batch.iter().map(|e| to_row(e, received_at)).collect();
+    rows::insert_batch(conn, &new_rows, on_conflict)
+}
+
+/// Stores one event the application records about itself (logins, user changes).
+pub fn record(conn: &mut DbConn, event: Event) -> Result<(), DbError> {
+    store_batch(conn, &[NewEvent::new(event)], OnConflict::RefuseBatch).map(|_| ())
+}
+
+fn to_row(new: &NewEvent, received_at: chrono::NaiveDateTime) -> NewEventRow {
+    let e = &new.event;
+    NewEventRow {
+        event_uuid: e.id.to_string(),
+        time: e.time.naive_utc(),
+        actor_username: e.user.username.clone(),
+        actor_email: e.user.email.clone(),
+        action: e.action.as_str().to_owned(),
+        resource_type: e.resource_type.clone(),
+        resource_id: e.resource_id.clone(),
+        resource_target: e.resource_target.clone(),
+        diff: e.diff_json(),
+        ip: e.ip.clone(),
+        user_agent: e.user_agent.clone(),
+        status_code: i32::from(e.status_code),
+        request_id: e.request_id.clone(),
+        content_hash: new.content_hash.clone(),
+        received_at,
+    }
+}
+
+/// A stored row that no longer reads as an event (it was written by something
+/// other than this application).
+#[derive(Debug)]
+pub struct CorruptRow {
+    pub id: i64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for CorruptRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stored event row {} is unreadable: {}",
+            self.id, self.reason
+        )
+    }
+}
+
+impl std::error::Error for CorruptRow {}
+
+/// Reads a stored row back as a domain event.
+pub fn from_row(row: EventRow) -> Result<Event, CorruptRow> {
+    let corrupt = |reason: String| CorruptRow { id: row.id, reason };
+    let id = Uuid::parse_str(&row.event_uuid).map_err(|e| corrupt(format!("event id: {e}")))?;
+    let action = row
+        .action
+        .parse::<Action>()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let diff: Diff = serde_json::from_str(&row.diff).map_err(|e| corrupt(format!("diff: {e}")))?;
+    let status_code =
+        u16::try_from(row.status_code).map_err(|e| corrupt(format!("status code: {e}")))?;
+    Ok(Event {
+        id,
+        time: DateTime::<Utc>::from_naive_utc_and_offset(row.time, Utc),
+        user: Actor {
+            username: row.actor_username,
+            email: row.actor_email,
+        },
+        action,
+        resource_type: row.resource_type,
+        resource_id: row.resource_id,
+        resource_target: row.resource_target,
+        diff,
+        ip: row.ip,
+        user_agent: row.user_agent,
+        status_code,
+        request_id: row.request_id,
+    })
+}

@@ -1,0 +1,8 @@
+//! Who may get in and what they may do: passwords, roles, user accounts.
+
+pub mod password;
+pub mod role;
+pub mod users;
+
+pub use role::{Role, UnknownRole};
+pub use users::{ChangedBy, User, UserError};

@@ -1,0 +1,265 @@
+//! The `auditdesk` command line (CONTRACT.md, "The binary").
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::Application;
+use crate::auth::Role;
+use crate::auth::password::{check_new_password, hash_password};
+use crate::auth::users::{self, ChangedBy, NewUser};
+use crate::config::Config;
+use crate::db::{self, DatabaseUrl, DbConn};
+
+/// Auditdesk: the audit log of what users do to a system's resources.
+#[derive(Debug, Parser)]
+#[command(name = "auditdesk", version, about)]
+pub struct Cli {
+    /// Where the data lives: postgres://..., sqlite://PATH, or a file path.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "auditdesk.db",
+        global = true
+    )]
+    pub database_url: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web UI and the API.
+    Serve(ServeArgs),
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "AUDITDESK_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// The URL people use to reach this server; an https:// URL makes cookies Secure.
+    #[arg(long, env = "AUDITDESK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Minutes of inactivity after which a session ends.
+    #[arg(long, env = "AUDITDESK_IDLE_TIMEOUT_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=10080))]
+    pub idle_timeout_minutes: u64,
+    /// Hours after login at which a session ends, however active.
+    #[arg(long, env = "AUDITDESK_ABSOLUTE_TIMEOUT_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=720))]
+    pub absolute_timeout_hours: u64,
+    /// Print each stored event on stdout as one JSON line in Coder's log-export shape.
+    #[arg(long)]
+    pub log_audit_json: bool,
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// site_manager, auditor or member.
+        #[arg(long)]
+        role: String,
+        /// Read the password as one line from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users: username, email, role, active or suspended.
+    List,
+    /// Change a user's role (ends their sessions).
+    SetRole { username: String, role: String },
+    /// Suspend a user (ends their sessions).
+    Suspend { username: String },
+    /// Reactivate a suspended user.
+    Reactivate { username: String },
+    /// Set a new password (ends their sessions).
+    ResetPassword {
+        username: String,
+        /// Read the password as one line from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// A failed command: one line for stderr.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl<E: std::fmt::Display> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+/// Runs the command line and returns the process's exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError(msg)) => {
+            eprintln!("auditdesk: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("AUDITDESK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr: stdout is for command output and the JSON audit log.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let url = DatabaseUrl::parse(&cli.database_url)?;
+    match cli.command {
+        Command::Serve(args) => serve(url, args),
+        Command::Migrate => {
+            let mut conn = db::connect_one(&url)?;
+            let applied = db::run_migrations(&mut conn)?;
+            if applied.is_empty() {
+                eprintln!("the schema of {url} is up to date");
+            } else {
+                eprintln!(
+                    "applied {} migration(s) to {url}: {}",
+                    applied.len(),
+                    applied.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::User(cmd) => {
+            let mut conn = db::connect_one(&url)?;
+            db::run_migrations(&mut conn)?;
+            user_command(&mut conn, cmd)
+        }
+    }
+}
+
+fn serve(url: DatabaseUrl, args: ServeArgs) -> Result<(), CliError> {
+    let mut config = Config::new(url);
+    config.bind = args.bind;
+    config.public_url = args.public_url;
+    config.idle_timeout = Duration::from_secs(args.idle_timeout_minutes * 60);
+    config.absolute_timeout = Duration::from_secs(args.absolute_timeout_hours * 3600);
+    config.log_audit_json = args.log_audit_json;
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        let database = config.database_url.to_string();
+        let app = Application::build(config)?;
+        tracing::info!(port = app.port(), %database, "auditdesk is serving");
+        app.run_until_stopped().await.map_err(CliError::from)
+    })
+}
+
+fn read_password(from_stdin: bool) -> Result<String, CliError> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        check_new_password(&password)?;
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError(
+            "no password given: pass --password-stdin and write it on standard input, or run on a terminal".into(),
+        ));
+    }
+    let password = rpassword::prompt_password("Password: ")?;
+    check_new_password(&password)?;
+    let again = rpassword::prompt_password("Password again: ")?;
+    if again != password {
+        return Err(CliError("the two passwords differ".into()));
+    }
+    Ok(password)
+}
+
+fn user_command(conn: &mut DbConn, cmd: UserCommand) -> Result<(), CliError> {
+    let by = ChangedBy::local_operator();
+    match cmd {
+        UserCommand::Add {
+            username,
+            email,
+            role,
+            password_stdin,
+        } => {
+            let role: Role = role.parse()?;
+            users::check_username(&username)?;
+            users::normalize_email(&email)?;
+            let password = read_password(password_stdin)?;
+            let hash = hash_password(&password);
+            let user = users::create(
+                conn,
+                &NewUser {
+                    username: &username,
+                    email: &email,
+                    role,
+                    password_hash: &hash,
+                },
+                &by,
+            )?;
+            eprintln!(
+                "created {} ({}) as {}",
+                user.username, user.email, user.role
+            );
+        }
+        UserCommand::List => {
+            for u in users::list(conn)? {
+                let state = if u.suspended { "suspended" } else { "active" };
+                println!("{}\t{}\t{}\t{}", u.username, u.email, u.role, state);
+            }
+        }
+        UserCommand::SetRole { username, role } => {
+            let role: Role = role.parse()?;
+            let before = users::set_role(conn, &username, role, &by)?;
+            if before.role == role {
+                eprintln!("{username} already is {role}");
+            } else {
+                eprintln!(
+                    "{username}: role {} -> {role}; their sessions have ended",
+                    before.role
+                );
+            }
+        }
+        UserCommand::Suspend { username } => {
+            users::set_suspended(conn, &username, true, &by)?;
+            eprintln!("{username} is suspended; their sessions have ended");
+        }
+        UserCommand::Reactivate { username } => {
+            users::set_suspended(conn, &username, false, &by)?;
+            eprintln!("{username} is active");
+        }
+        UserCommand::ResetPassword {
+            username,
+            password_stdin,
+        } => {
+            // Fail on an unknown user before asking for a password.
+            if db::users::find_by_username(conn, &username)?.is_none() {
+                return Err(CliError(format!("no user named '{username}'")));
+            }
+            let password = read_password(password_stdin)?;
+            let hash = hash_password(&password);
+            users::reset_password(conn, &username, &hash, &by)?;
+            eprintln!("{username} has a new password; their sessions have ended");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! The event table and its dropdown tables: the one write path for events.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+
+use super::schema::{actors, events, resource_targets, resource_types};
+use super::{DbConn, DbError, with_backend, write_transaction};
+
+/// An event row to insert.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = events)]
+pub struct NewEventRow {
+    pub event_uuid: String,
+    pub time: NaiveDateTime,
+    pub actor_username: String,
+    pub actor_email: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub resource_target: String,
+    pub diff: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub status_code: i32,
+    pub request_id: String,
+    pub content_hash: String,
+    pub received_at: NaiveDateTime,
+}
+
+/// A stored event row.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub id: i64,
+    pub event_uuid: String,
+    pub time: NaiveDateTime,
+    pub actor_username: String,
+    pub actor_email: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub resource_target: String,
+    pub diff: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub status_code: i32,
+    pub request_id: String,
+    pub content_hash: String,
+    pub received_at: NaiveDateTime,
+}
+
+/// What to do when an event id is already stored with different content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// Store nothing of the batch (the API: the request is refused whole).
+    RefuseBatch,
+    /// Store the rest and report the conflicting ones (the importer).
+    SkipEvent,
+}
+
+/// What became of each row of a batch, by its index in the batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Newly stored.
+    pub stored: Vec<usize>,
+    /// Already stored with the same content: nothing to do.
+    pub already_present: Vec<usize>,
+    /// The id is stored with different content.
+    pub conflicts: Vec<usize>,
+}
+
+/// Rows per INSERT statement: 15 columns each stays far below SQLite's
+/// limit on bound parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+/// Ids per `IN (...)` lookup.
+const IDS_PER_LOOKUP: usize = 1000;
+
+/// Stores a batch of events in one transaction, idempotently by event id, and
+/// keeps the dropdown tables (actors, resource types, resource targets) current.
+/// Nothing is visible to readers until the transaction commits, and when this
+/// returns `Ok` the batch is durable.
+pub fn insert_batch(
+    conn: &mut DbConn,
+    rows: &[NewEventRow],
+    on_conflict: OnConflict,
+) -> Result<InsertOutcome, DbError> {
+    if rows.is_empty() {
+        return Ok(InsertOutcome::default());
+    }
+    write_transaction(conn, |conn| {
+        let stored_hashes = existing_hashes(conn, rows)?;
+        let mut outcome = InsertOutcome::default();
+        // Ids seen earlier in this same batch, with their content hash.
+        let mut in_batch: HashMap<&str, &str> = HashMap::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            let known = stored_hashes
+                .get(row.event_uuid.as_str())
+                .map(String::as_str)
+                .or_else(|| in_batch.get(row.event_uuid.as_str()).copied());
+            match known {
+                Some(hash) if hash == row.content_hash => outcome.already_present.push(i),
+                Some(_) => outcome.conflicts.push(i),
+                None => {
+                    in_batch.insert(&row.event_uuid, &row.content_hash);
+                    outcome.stored.push(i);
+                }
+            }
+        }
+        if on_conflict == OnConflict::RefuseBatch && !outcome.conflicts.is_empty() {
+            outcome.stored.clear();
+            return Ok(outcome);
+        }
+        let new_rows: Vec<&NewEventRow> = outcome.stored.iter().map(|&i| &rows[i]).collect();
+        for chunk in new_rows.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<NewEventRow> = chunk.iter().map(|r| (*r).clone()).collect();
+            with_backend!(conn, c => diesel::insert_into(events::table).values(&values).execute(c))?;
+        }
+        count_dimensions(conn, &new_rows)?;
+        Ok(outcome)
+    })
+}
+
+fn existing_hashes(
+    conn: &mut DbConn,
+    rows: &[NewEventRow],
+) -> Result<HashMap<String, String>, DbError> {
+    let mut found = HashMap::new();
+    let ids: Vec<&str> = rows.iter().map(|r| r.event_uuid.as_str()).collect();
+    for chunk in ids.chunks(IDS_PER_LOOKUP) {
+        let pairs: Vec<(String, String)> = with_backend!(conn, c => events::table
+            .filter(events::event_uuid.eq_any(chunk))
+            .select((events::event_uuid, events::content_hash))
+            .load(c))?;
+        found.extend(pairs);
+    }
+    Ok(found)
+}
+
+/// Adds the batch's counts to the dropdown tables, one upsert per table.
+fn count_dimensions(conn: &mut DbConn, rows: &[&NewEventRow]) -> Result<(), DbError> {
+    let mut actor_counts: BTreeMap<&str, (&str, i64)> = BTreeMap::new();
+    let mut type_counts: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut target_counts: BTreeMap<&str, i64> = BTreeMap::new();
+    for row in rows {
+        let entry = actor_counts
+            .entry(&row.actor_username)
+            .or_insert((&row.actor_email, 0));
+        entry.0 = &row.actor_email; // the latest email seen wins
+        entry.1 += 1;
+        *type_counts.entry(&row.resource_type).or_default() += 1;
+        if !row.resource_target.is_empty() {
+            *target_counts.entry(&row.resource_target).or_default() += 1;
+        }
+    }
+    let actor_rows: Vec<_> = actor_counts
+        .into_iter()
+        .map(|(username, (email, n))| {
+            (
+                actors::username.eq(username),
+                actors::email.eq(email),
+                actors::event_count.eq(n),
+            )
+        })
+        .collect();
+    for chunk in actor_rows.chunks(ROWS_PER_STATEMENT) {
+        with_backend!(conn, c => diesel::insert_into(actors::table)
+            .values(chunk)
+            .on_conflict(actors::username)
+            .do_update()
+            .set((
+                actors::email.eq(excluded(actors::email)),
+                actors::event_count.eq(actors::event_count + excluded(actors::event_count)),
+            ))
+            .execute(c))?;
+    }
+    let type_rows: Vec<_> = type_counts
+        .into_iter()
+        .map(|(name, n)| {
+            (
+                resource_types::name.eq(name),
+                resource_types::event_count.eq(n),
+            )
+        })
+        .collect();
+    for chunk in type_rows.chunks(ROWS_PER_STATEMENT) {
+        with_backend!(conn, c => diesel::insert_into(resource_types::table)
+            .values(chunk)
+            .on_conflict(resource_types::name)
+            .do_update()
+            .set(resource_types::event_count.eq(resource_types::event_count + excluded(resource_types::event_count)))
+            .execute(c))?;
+    }
+    let target_rows: Vec<_> = target_counts
+        .into_iter()
+        .map(|(name, n)| {
+            (
+                resource_targets::name.eq(name),
+                resource_targets::event_count.eq(n),
+            )
+        })
+        .collect();
+    for chunk in target_rows.chunks(ROWS_PER_STATEMENT) {
+        with_backend!(conn, c => diesel::insert_into(resource_targets::table)
+            .values(chunk)
+            .on_conflict(resource_targets::name)
+            .do_update()
+            .set(resource_targets::event_count.eq(resource_targets::event_count + excluded(resource_targets::event_count)))
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// The event stored under `event_uuid`, if any.
+pub fn find_by_uuid(conn: &mut DbConn, event_uuid: &str) -> Result<Option<EventRow>, DbError> {
+    Ok(with_backend!(conn, c => events::table
+        .filter(events::event_uuid.eq(event_uuid))
+        .select(EventRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// How many events are stored (tests and small tables only: this is a full count).
+pub fn count_all(conn: &mut DbConn) -> Result<i64, DbError> {
+    Ok(with_backend!(conn, c => events::table.count().get_result(c))?)
+}
+
+/// A value of a dropdown table and how many events carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimensionValue {
+    pub name: String,
+    pub event_count: i64,
+}
+
+/// Actors with their event counts, most active first.
+pub fn top_actors(conn: &mut DbConn, limit: i64) -> Result<Vec<(String, String, i64)>, DbError> {
+    Ok(with_backend!(conn, c => actors::table
+        .order((actors::event_count.desc(), actors::username.asc()))
+        .limit(limit)
+        .select((actors::username, actors::email, actors::event_count))
+        .load(c))?)
+}
+
+/// Resource types with their event counts, by name.
+pub fn resource_types(conn: &mut DbConn) -> Result<Vec<DimensionValue>, DbError> {
+    let rows: Vec<(String, i64)> = with_backend!(conn, c => resource_types::table
+        .order(resource_types::name.asc())
+        .select((resource_types::name, resource_types::event_count))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, event_count)| DimensionValue { name, event_count })
+        .collect())
+}
+
+/// The most used resource targets, most used first.
+pub fn top_resource_targets(conn: &mut DbConn, limit: i64) -> Result<Vec<DimensionValue>, DbError> {
+    let rows: Vec<(String, i64)> = with_backend!(conn, c => resource_targets::table
+        .order((resource_targets::event_count.desc(), resource_targets::name.asc()))
+        .limit(limit)
+        .select((resource_targets::name, resource_targets::event_count))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, event_count)| DimensionValue { name, event_count })
+        .collect())
+}

@@ -1,0 +1,354 @@
+//! The database layer: the only module that names a backend.
+//!
+//! One connection type, [`DbConn`], covers SQLite (the embedded default) and
+//! PostgreSQL (for scale); which one is chosen by the URL scheme (see
+//! [`DatabaseUrl`]). Queries are written once with diesel's query builder and run
+//! on whichever backend the connection holds through [`with_backend!`], which
+//! expands the same code for each backend: the few statements that really differ
+//! (upserts, PRAGMAs, how a write transaction begins) stay readable in one place.
+
+pub mod events;
+pub mod login_failures;
+pub mod schema;
+pub mod sessions;
+pub mod settings;
+pub mod tokens;
+pub mod users;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// A connection to either backend. Everything outside `db/` sees only this type.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    /// A PostgreSQL server, chosen by a `postgres://` or `postgresql://` URL.
+    Postgres(diesel::PgConnection),
+    /// An SQLite file, chosen by `sqlite://PATH` or a plain path.
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the backend's own connection type, once per backend.
+macro_rules! with_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Postgres($c) => $body,
+            $crate::db::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use with_backend;
+
+/// A pool of connections to the configured database.
+pub type Pool = r2d2::Pool<Manager>;
+/// A connection checked out of the [`Pool`].
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Set on every SQLite connection.
+/// - WAL: readers never wait for the writer.
+/// - synchronous=FULL: an acknowledged event survives a power cut, not only a crash.
+/// - busy_timeout: a writer waits its turn instead of failing with "database is locked".
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA foreign_keys = ON;
+PRAGMA busy_timeout = 15000;";
+
+/// Where the data lives, parsed from `--database-url` / `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (may hold a password: never printed whole).
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Parses the URL forms of CONTRACT.md: `postgres://`, `postgresql://`,
+    /// `sqlite://PATH`, or a plain path. Any other `scheme://` is refused.
+    pub fn parse(raw: &str) -> Result<Self, DbError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(DbError::Config("the database URL is empty".into()));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self::Postgres(raw.to_owned()));
+        }
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(DbError::Config(
+                    "the sqlite:// database URL has no path (use sqlite://auditdesk.db or sqlite:///abs/path.db)".into(),
+                ));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if let Some((scheme, _)) = raw.split_once("://") {
+            return Err(DbError::Config(format!(
+                "unsupported database URL scheme '{scheme}://' (use postgres://, postgresql://, sqlite://PATH or a file path)"
+            )));
+        }
+        Ok(Self::Sqlite(PathBuf::from(raw)))
+    }
+
+    /// Whether this URL selects PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+}
+
+/// Shows the URL with any password replaced by `***`.
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut parsed) if parsed.password().is_some() => {
+                    let _ = parsed.set_password(Some("***"));
+                    write!(f, "{parsed}")
+                }
+                Ok(parsed) => write!(f, "{parsed}"),
+                Err(_) => f.write_str("postgres://(unparsable URL)"),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// What can go wrong in the database layer.
+#[derive(Debug)]
+pub enum DbError {
+    /// The URL or setup is wrong; the message says how.
+    Config(String),
+    /// The database could not be reached or opened.
+    Connect(String),
+    /// No connection became free in time (the database may be down).
+    Pool(String),
+    /// A migration failed.
+    Migration(String),
+    /// A query failed.
+    Query(diesel::result::Error),
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(m) => f.write_str(m),
+            Self::Connect(m) => write!(f, "cannot connect to the database: {m}"),
+            Self::Pool(m) => write!(f, "no database connection available: {m}"),
+            Self::Migration(m) => write!(f, "database migration failed: {m}"),
+            Self::Query(e) => write!(f, "database error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Query(e)
+    }
+}
+
+impl From<r2d2::PoolError> for DbError {
+    fn from(e: r2d2::PoolError) -> Self {
+        Self::Pool(e.to_string())
+    }
+}
+
+/// Opens connections for the pool, each set up for its backend.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl Manager {
+    fn connect(&self) -> Result<DbConn, DbError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url)
+                .map(DbConn::Postgres)
+                .map_err(|e| {
+                    DbError::Connect(format!(
+                        "PostgreSQL at {}: {}",
+                        self.url,
+                        one_line(&e.to_string())
+                    ))
+                }),
+            DatabaseUrl::Sqlite(path) => {
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+                if let Some(dir) = dir
+                    && !dir.is_dir()
+                {
+                    return Err(DbError::Connect(format!(
+                        "SQLite database directory '{}' does not exist",
+                        dir.display()
+                    )));
+                }
+                let path_str = path.to_str().ok_or_else(|| {
+                    DbError::Config(format!(
+                        "SQLite path '{}' is not valid UTF-8",
+                        path.display()
+                    ))
+                })?;
+                let mut conn = diesel::SqliteConnection::establish(path_str).map_err(|e| {
+                    DbError::Connect(format!(
+                        "SQLite file '{}': {}",
+                        path.display(),
+                        one_line(&e.to_string())
+                    ))
+                })?;
+                conn.batch_execute(SQLITE_PRAGMAS).map_err(|e| {
+                    DbError::Connect(format!(
+                        "SQLite file '{}': {}",
+                        path.display(),
+                        one_line(&e.to_string())
+                    ))
+                })?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConn, DbError> {
+        Manager::connect(self)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        conn.batch_execute("SELECT 1").map_err(DbError::from)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        r2d2::R2D2Connection::is_broken(conn)
+    }
+}
+
+/// Collects pool errors into the log instead of r2d2's default of printing to stderr.
+#[derive(Debug)]
+struct PoolErrorLog;
+
+impl r2d2::HandleError<DbError> for PoolErrorLog {
+    fn handle_error(&self, error: DbError) {
+        tracing::warn!(%error, "database connection failed");
+    }
+}
+
+/// Connects to the database, runs pending migrations and returns a pool.
+///
+/// Fails with one clear message when the URL is wrong or the database does not answer.
+pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
+    let manager = Manager { url: url.clone() };
+    // One connection first: its error is clearer than the pool's time-out.
+    let mut first = manager.connect()?;
+    run_migrations(&mut first)?;
+    drop(first);
+    let max_size = if url.is_postgres() { 16 } else { 8 };
+    r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(5))
+        .error_handler(Box::new(PoolErrorLog))
+        .build(manager)
+        .map_err(|e| DbError::Pool(e.to_string()))
+}
+
+/// Opens one connection outside any pool (CLI commands, tests).
+pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, DbError> {
+    Manager { url: url.clone() }.connect()
+}
+
+/// Brings the schema up to date; returns the versions applied.
+pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
+    let applied = match conn {
+        DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
+    };
+    applied.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Reverts every migration (used by the migration round-trip test).
+pub fn revert_all_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
+    let reverted = match conn {
+        DbConn::Postgres(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS).map(versions),
+        DbConn::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(versions),
+    };
+    reverted.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+fn versions(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+    v.into_iter().map(|v| v.to_string()).collect()
+}
+
+/// Answers whether the database responds (for `/readyz`).
+pub fn ping(conn: &mut DbConn) -> Result<(), DbError> {
+    conn.batch_execute("SELECT 1").map_err(DbError::from)
+}
+
+/// Runs `f` in a write transaction. On SQLite it begins IMMEDIATE, taking the write
+/// lock up front, so that concurrent writers queue on busy_timeout instead of one of
+/// them failing with "database is locked" when its read lock cannot be upgraded.
+pub fn write_transaction<T, E>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    let outermost_sqlite = match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()?
+            .is_none(),
+        DbConn::Postgres(_) => false,
+    };
+    // Nested calls (a user change that records its event) become savepoints.
+    if outermost_sqlite {
+        let DbConn::Sqlite(c) = conn else {
+            unreachable!("checked just above")
+        };
+        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+        let outcome = f(conn);
+        let DbConn::Sqlite(c) = conn else {
+            unreachable!("the connection cannot change backend inside a transaction")
+        };
+        return match outcome {
+            Ok(value) => {
+                AnsiTransactionManager::commit_transaction(c)?;
+                Ok(value)
+            }
+            Err(e) => {
+                // The caller's error is the one worth reporting; a failed rollback
+                // leaves the connection marked broken and the pool discards it.
+                let _ = AnsiTransactionManager::rollback_transaction(c);
+                Err(e)
+            }
+        };
+    }
+    conn.transaction(f)
+}
+
+/// Whether a diesel error is a unique-constraint violation.
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}

@@ -1,0 +1,112 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    actors (username) {
+        username -> Text,
+        email -> Text,
+        event_count -> Int8,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Int8,
+        name -> Text,
+        scope -> Text,
+        token_hash -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Int8,
+        event_uuid -> Text,
+        time -> Timestamp,
+        actor_username -> Text,
+        actor_email -> Text,
+        action -> Text,
+        resource_type -> Text,
+        resource_id -> Text,
+        resource_target -> Text,
+        diff -> Text,
+        ip -> Text,
+        user_agent -> Text,
+        status_code -> Int4,
+        request_id -> Text,
+        content_hash -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    login_failures (id) {
+        id -> Int8,
+        account -> Text,
+        ip -> Text,
+        time -> Timestamp,
+    }
+}
+
+diesel::table! {
+    resource_targets (name) {
+        name -> Text,
+        event_count -> Int8,
+    }
+}
+
+diesel::table! {
+    resource_types (name) {
+        name -> Text,
+        event_count -> Int8,
+    }
+}
+
+diesel::table! {
+    sessions (key_hash) {
+        key_hash -> Text,
+        user_id -> Nullable<Int8>,
+        state -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        username -> Text,
+        email -> Text,
+        password_hash -> Text,
+        role -> Text,
+        suspended -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    actors,
+    api_tokens,
+    events,
+    login_failures,
+    resource_targets,
+    resource_types,
+    sessions,
+    settings,
+    users,
+);

@@ -1,0 +1,156 @@
+//! The users table.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::users;
+use super::{DbConn, DbError, with_backend};
+
+/// A stored user.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+    pub suspended: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_login_at: Option<NaiveDateTime>,
+}
+
+/// A user to insert.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUserRow<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub role: &'a str,
+    pub suspended: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Which unique value an insert collided with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    Username,
+    Email,
+}
+
+/// Inserts a user; `Ok(Err(..))` when the username or email is already taken.
+pub fn insert(conn: &mut DbConn, user: &NewUserRow<'_>) -> Result<Result<UserRow, Taken>, DbError> {
+    if find_by_username(conn, user.username)?.is_some() {
+        return Ok(Err(Taken::Username));
+    }
+    if find_by_email(conn, user.email)?.is_some() {
+        return Ok(Err(Taken::Email));
+    }
+    let inserted =
+        with_backend!(conn, c => diesel::insert_into(users::table).values(user).execute(c));
+    match inserted {
+        Ok(_) => {}
+        // A concurrent insert won the race between the checks above and ours.
+        Err(e) if super::is_unique_violation(&e) => return Ok(Err(Taken::Username)),
+        Err(e) => return Err(e.into()),
+    }
+    let row = find_by_username(conn, user.username)?
+        .ok_or(DbError::Query(diesel::result::Error::NotFound))?;
+    Ok(Ok(row))
+}
+
+/// The user with this username.
+pub fn find_by_username(conn: &mut DbConn, username: &str) -> Result<Option<UserRow>, DbError> {
+    Ok(with_backend!(conn, c => users::table
+        .filter(users::username.eq(username))
+        .select(UserRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// The user with this email.
+pub fn find_by_email(conn: &mut DbConn, email: &str) -> Result<Option<UserRow>, DbError> {
+    Ok(with_backend!(conn, c => users::table
+        .filter(users::email.eq(email))
+        .select(UserRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// The user with this id.
+pub fn find_by_id(conn: &mut DbConn, id: i64) -> Result<Option<UserRow>, DbError> {
+    Ok(with_backend!(conn, c => users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// Every user, by username.
+pub fn list(conn: &mut DbConn) -> Result<Vec<UserRow>, DbError> {
+    Ok(with_backend!(conn, c => users::table
+        .order(users::username.asc())
+        .select(UserRow::as_select())
+        .load(c))?)
+}
+
+/// Whether any user exists (the first-run setup is open only while none does).
+pub fn any_exist(conn: &mut DbConn) -> Result<bool, DbError> {
+    let n: i64 =
+        with_backend!(conn, c => users::table.select(users::id).limit(1).count().get_result(c))?;
+    Ok(n > 0)
+}
+
+/// How many site managers are not suspended.
+pub fn count_active_site_managers(conn: &mut DbConn) -> Result<i64, DbError> {
+    Ok(with_backend!(conn, c => users::table
+        .filter(users::role.eq("site_manager"))
+        .filter(users::suspended.eq(false))
+        .count()
+        .get_result(c))?)
+}
+
+/// Changes a user's role.
+pub fn set_role(conn: &mut DbConn, id: i64, role: &str, now: NaiveDateTime) -> Result<(), DbError> {
+    with_backend!(conn, c => diesel::update(users::table.find(id))
+        .set((users::role.eq(role), users::updated_at.eq(now)))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Suspends or reactivates a user.
+pub fn set_suspended(
+    conn: &mut DbConn,
+    id: i64,
+    suspended: bool,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    with_backend!(conn, c => diesel::update(users::table.find(id))
+        .set((users::suspended.eq(suspended), users::updated_at.eq(now)))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Replaces a user's password hash.
+pub fn set_password_hash(
+    conn: &mut DbConn,
+    id: i64,
+    hash: &str,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    with_backend!(conn, c => diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Records a successful login.
+pub fn set_last_login(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<(), DbError> {
+    with_backend!(conn, c => diesel::update(users::table.find(id))
+        .set(users::last_login_at.eq(Some(now)))
+        .execute(c))?;
+    Ok(())
+}

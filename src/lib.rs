@@ -1,0 +1,10 @@
+//! Auditdesk: an audit log that Site Managers and Auditors read in a browser.
+//! The module list only; `main.rs` is the CLI and `tests/` use this crate.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod web;
