@@ -1,0 +1,333 @@
+//! The `auditdesk` binary, run as a user would run it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use auditdesk::db::events;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestDb};
+
+fn auditdesk(db: &TestDb, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_auditdesk"))
+        .args(args)
+        .env("DATABASE_URL", db.url_string())
+        .env_remove("AUDITDESK_BIND")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts a failure with exactly one line on stderr that contains `needle`.
+fn assert_one_line_error(o: &Output, needle: &str) {
+    assert!(!o.status.success(), "expected failure, got {:?}", o.status);
+    let err = stderr(o);
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("auditdesk: error: "), "{err}");
+    assert!(err.contains(needle), "{err:?} should contain {needle:?}");
+}
+
+async fn user_commands_manage_accounts_and_are_audited(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let add = |name: &str, email: &str, role: &str, pw: &str| {
+        auditdesk(
+            &db,
+            &[
+                "user",
+                "add",
+                "--username",
+                name,
+                "--email",
+                email,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            pw,
+        )
+    };
+    let ok = add(
+        "alice",
+        "Alice@Example.com",
+        "site_manager",
+        "correct horse\n",
+    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(
+        add("bob", "bob@example.com", "auditor", "battery staple\n")
+            .status
+            .success()
+    );
+
+    let list = auditdesk(&db, &["user", "list"], "");
+    assert_eq!(
+        stdout(&list),
+        "alice\talice@example.com\tsite_manager\tactive\nbob\tbob@example.com\tauditor\tactive\n"
+    );
+
+    assert_one_line_error(
+        &add("alice", "other@example.com", "member", "password1\n"),
+        "username 'alice' is already taken",
+    );
+    assert_one_line_error(
+        &add("carol", "ALICE@example.com", "member", "password1\n"),
+        "email 'alice@example.com' is already used",
+    );
+    assert_one_line_error(
+        &add("carol", "carol@example.com", "admin", "password1\n"),
+        "unknown role 'admin'",
+    );
+    assert_one_line_error(
+        &add("carol", "carol@example.com", "member", "\n"),
+        "the password is empty",
+    );
+    assert_one_line_error(
+        &add("Carol!", "carol@example.com", "member", "password1\n"),
+        "invalid username",
+    );
+    assert_one_line_error(
+        &add("carol", "not-an-email", "member", "password1\n"),
+        "invalid email",
+    );
+    assert_one_line_error(
+        &auditdesk(
+            &db,
+            &[
+                "user",
+                "add",
+                "--username",
+                "carol",
+                "--email",
+                "c@example.com",
+                "--role",
+                "member",
+            ],
+            "",
+        ),
+        "no password given",
+    );
+    assert_one_line_error(
+        &auditdesk(&db, &["user", "suspend", "nobody"], ""),
+        "no user named 'nobody'",
+    );
+    assert_one_line_error(
+        &auditdesk(&db, &["user", "suspend", "alice"], ""),
+        "last active site manager",
+    );
+    assert_one_line_error(
+        &auditdesk(&db, &["user", "set-role", "alice", "member"], ""),
+        "last active site manager",
+    );
+
+    assert!(
+        auditdesk(&db, &["user", "set-role", "bob", "site_manager"], "")
+            .status
+            .success()
+    );
+    assert!(
+        auditdesk(&db, &["user", "suspend", "alice"], "")
+            .status
+            .success()
+    );
+    assert!(
+        auditdesk(&db, &["user", "reactivate", "alice"], "")
+            .status
+            .success()
+    );
+    let reset = auditdesk(
+        &db,
+        &["user", "reset-password", "alice", "--password-stdin"],
+        "a new secret pw\n",
+    );
+    assert!(reset.status.success(), "{}", stderr(&reset));
+    let list = auditdesk(&db, &["user", "list"], "");
+    assert!(stdout(&list).contains("bob\tbob@example.com\tsite_manager\tactive"));
+
+    // Every change is an event by the local operator, with its field and diff.
+    let mut conn = db.connect();
+    let all = events::count_all(&mut conn).unwrap();
+    assert_eq!(
+        all, 6,
+        "2 creates, set-role, suspend, reactivate, reset-password"
+    );
+    let rows: Vec<_> = auditdesk::db::events::top_actors(&mut conn, 5).unwrap();
+    assert_eq!(rows[0].0, "local-operator");
+    let password_events = stored_diffs(&mut conn);
+    assert!(
+        password_events
+            .iter()
+            .any(|d| d == r#"{"role":{"old":"auditor","new":"site_manager","secret":false}}"#)
+    );
+    assert!(
+        password_events
+            .iter()
+            .any(|d| d == r#"{"suspended":{"old":false,"new":true,"secret":false}}"#)
+    );
+    assert!(
+        password_events
+            .iter()
+            .any(|d| d == r#"{"password":{"secret":true}}"#)
+    );
+    assert!(
+        !password_events
+            .iter()
+            .any(|d| d.contains("a new secret pw")),
+        "a password never reaches the log"
+    );
+}
+
+fn stored_diffs(conn: &mut auditdesk::db::DbConn) -> Vec<String> {
+    let mut diffs = Vec::new();
+    for n in 1..=20i64 {
+        // Ids are assigned in order from 1 on a fresh database.
+        if let Some(row) = find_by_row_id(conn, n) {
+            diffs.push(row);
+        }
+    }
+    diffs
+}
+
+fn find_by_row_id(conn: &mut auditdesk::db::DbConn, id: i64) -> Option<String> {
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Diff {
+        #[diesel(sql_type = Text)]
+        diff: String,
+    }
+    let q = diesel::sql_query("SELECT diff FROM events WHERE id = $1").bind::<BigInt, _>(id);
+    let rows: Vec<Diff> = match conn {
+        auditdesk::db::DbConn::Sqlite(c) => {
+            diesel::sql_query("SELECT diff FROM events WHERE id = ?")
+                .bind::<BigInt, _>(id)
+                .load(c)
+                .unwrap()
+        }
+        auditdesk::db::DbConn::Postgres(c) => q.load(c).unwrap(),
+    };
+    rows.into_iter().next().map(|r| r.diff)
+}
+
+both_backends!(user_commands_manage_accounts_and_are_audited);
+
+#[test]
+fn bad_database_urls_give_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_auditdesk"))
+            .args(["migrate", "--database-url", url])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert_one_line_error(
+        &run("mysql://localhost/x"),
+        "unsupported database URL scheme 'mysql://'",
+    );
+    assert_one_line_error(
+        &run("/no/such/dir/a.db"),
+        "SQLite database directory '/no/such/dir' does not exist",
+    );
+    assert_one_line_error(
+        &run("postgres://postgres@127.0.0.1:1/nothing"),
+        "cannot connect to the database: PostgreSQL at",
+    );
+    assert_one_line_error(
+        &run("postgres://u:hunter2@127.0.0.1:1/x"),
+        "postgres://u:***@127.0.0.1:1/x",
+    );
+    assert!(
+        !stderr(&run("postgres://u:hunter2@127.0.0.1:1/x")).contains("hunter2"),
+        "no password in errors"
+    );
+}
+
+/// A running `auditdesk serve`, stopped on drop.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `auditdesk serve --bind 127.0.0.1:0` in `dir` and returns it with its port.
+fn serve(dir: &Path, database_url: Option<&str>) -> (Served, u16) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_auditdesk"));
+    cmd.args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(url) = database_url {
+        cmd.args(["--database-url", url]);
+    }
+    let mut child = Served(cmd.spawn().unwrap());
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(rest) = line.split("port=").nth(1) {
+            let port: u16 = rest.split_whitespace().next().unwrap().parse().unwrap();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return (child, port);
+        }
+    }
+    panic!("auditdesk serve did not report its port");
+}
+
+async fn serve_answers_health_checks(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let pg;
+    let url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let Some(db) = TestDb::new(Backend::Postgres) else {
+                return;
+            };
+            pg = db;
+            Some(pg.url_string())
+        }
+    };
+    let (_server, port) = serve(dir.path(), url.as_deref());
+    let client = crate::helpers::client();
+    for path in ["/healthz", "/readyz"] {
+        let r = client
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    if backend == Backend::Sqlite {
+        assert!(
+            dir.path().join("auditdesk.db").is_file(),
+            "the default database is created in the working directory"
+        );
+    }
+}
+
+both_backends!(serve_answers_health_checks);

@@ -1,0 +1,164 @@
+//! Spawns the real application on port 0 against a fresh database, on SQLite or
+//! PostgreSQL, and gives tests an HTTP client that keeps cookies and does not
+//! follow redirects.
+
+use std::io::Write;
+
+use auditdesk::app::Application;
+use auditdesk::config::Config;
+use auditdesk::db::{self, DatabaseUrl, DbConn};
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per backend, as `NAME::sqlite` and `NAME::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[actix_web::test]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )+};
+}
+
+/// Says loudly that a test did not run; under `CI=true` a missing service fails.
+pub fn skip(what: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{what} cannot run under CI=true: {why}");
+    }
+    // Written past the test harness's capture, so that a skip is never silent.
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {what}: {why} ***");
+}
+
+/// A fresh database, removed when dropped.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A new empty database, or `None` (after a loud skip) when the backend is not available.
+    pub fn new(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let url = DatabaseUrl::Sqlite(dir.path().join("auditdesk.db"));
+                Some(Self {
+                    url,
+                    _dir: Some(dir),
+                    postgres: None,
+                })
+            }
+            Backend::Postgres => {
+                let Ok(admin_url) = std::env::var("AUDITDESK_TEST_POSTGRES_URL") else {
+                    skip(
+                        "a PostgreSQL test",
+                        "AUDITDESK_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres)",
+                    );
+                    return None;
+                };
+                let name = format!("auditdesk_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = diesel::PgConnection::establish(&admin_url)
+                    .unwrap_or_else(|e| panic!("cannot reach AUDITDESK_TEST_POSTGRES_URL: {e}"));
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .expect("CREATE DATABASE");
+                let mut url =
+                    url::Url::parse(&admin_url).expect("AUDITDESK_TEST_POSTGRES_URL is a URL");
+                url.set_path(&format!("/{name}"));
+                Some(Self {
+                    url: DatabaseUrl::Postgres(url.to_string()),
+                    _dir: None,
+                    postgres: Some((admin_url, name)),
+                })
+            }
+        }
+    }
+
+    /// The URL as a string for `--database-url`.
+    pub fn url_string(&self) -> String {
+        match &self.url {
+            DatabaseUrl::Sqlite(p) => p.display().to_string(),
+            DatabaseUrl::Postgres(u) => u.clone(),
+        }
+    }
+
+    /// A direct connection (no migrations run).
+    pub fn connect(&self) -> DbConn {
+        db::connect_one(&self.url).expect("connect to the test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = &self.postgres
+            && let Ok(mut admin) = diesel::PgConnection::establish(admin_url)
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// A running application and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// Kept alive for the app's lifetime (dropping it removes the database).
+    _db: TestDb,
+}
+
+/// A client that keeps cookies and does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+}
+
+impl TestApp {
+    /// Starts the app on a fresh database of `backend`; `None` if that backend is unavailable.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with a chance to change the configuration.
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        let db = TestDb::new(backend)?;
+        let mut config = Config::new(db.url.clone());
+        config.bind = "127.0.0.1:0".into();
+        config.workers = Some(2);
+        tweak(&mut config);
+        let app = Application::build(config).expect("the application starts");
+        let port = app.port();
+        actix_web::rt::spawn(app.run_until_stopped());
+        Some(Self {
+            address: format!("http://127.0.0.1:{port}"),
+            client: client(),
+            _db: db,
+        })
+    }
+
+    /// GET a path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("the request is answered")
+    }
+}

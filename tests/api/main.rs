@@ -1,0 +1,6 @@
+//! The one integration-test binary: the real application over real databases.
+
+mod cli;
+mod health;
+mod helpers;
+mod storage;
