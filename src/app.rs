@@ -2,11 +2,37 @@
 
 use std::net::TcpListener;
 
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_web::cookie::time::Duration as CookieDuration;
+use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web as aweb};
+use rand::RngCore;
 
 use crate::config::Config;
 use crate::db::{self, DbError, Pool};
+use crate::web::session::DbSessionStore;
+
+/// The key that encrypts session cookies, shared by every instance through the
+/// database so that any instance can read any instance's cookie.
+fn cookie_key(pool: &Pool) -> Result<Key, DbError> {
+    let mut conn = pool.get()?;
+    let stored = db::settings::get_or_insert(&mut conn, "session_cookie_key", || {
+        let mut bytes = [0u8; 64];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    })?;
+    let bytes = hex::decode(&stored)
+        .ok()
+        .filter(|b| b.len() >= 64)
+        .ok_or_else(|| {
+            DbError::Config(
+                "the stored session_cookie_key setting is not 64+ hex-encoded bytes".into(),
+            )
+        })?;
+    Ok(Key::from(&bytes))
+}
 
 /// A server that is bound and ready to run.
 pub struct Application {
@@ -51,11 +77,29 @@ impl Application {
             .local_addr()
             .map_err(|e| StartError::Bind(config.bind.clone(), e))?
             .port();
+        let key = cookie_key(&pool)?;
         let state = crate::web::AppState::new(pool.clone(), config.clone());
+        let store = DbSessionStore::new(pool.clone(), config.idle_timeout, config.absolute_timeout);
+        let secure = config.secure_cookies();
+        let absolute = CookieDuration::seconds(
+            i64::try_from(config.absolute_timeout.as_secs()).unwrap_or(i64::MAX),
+        );
         let mut server = HttpServer::new(move || {
+            let sessions = SessionMiddleware::builder(store.clone(), key.clone())
+                .cookie_name("auditdesk_session".into())
+                .cookie_secure(secure)
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_content_security(CookieContentSecurity::Private)
+                // A browser-session cookie; the server enforces idle and absolute timeouts.
+                .session_lifecycle(BrowserSession::default().state_ttl(absolute))
+                .build();
             App::new()
                 .app_data(aweb::Data::new(state.clone()))
+                .wrap(sessions)
+                .wrap(crate::web::security_headers())
                 .configure(crate::web::configure)
+                .default_service(aweb::to(crate::web::not_found))
         })
         .listen(listener)
         .map_err(|e| StartError::Bind(config.bind.clone(), e))?;

@@ -94,3 +94,35 @@ pub fn from_row(row: EventRow) -> Result<Event, CorruptRow> {
         request_id: row.request_id,
     })
 }
+
+/// The newest events, newest first.
+pub fn latest(conn: &mut DbConn, limit: i64) -> Result<Vec<Event>, LoadError> {
+    rows::latest(conn, limit)?
+        .into_iter()
+        .map(|row| from_row(row).map_err(LoadError::Corrupt))
+        .collect()
+}
+
+/// Why stored events could not be read.
+#[derive(Debug)]
+pub enum LoadError {
+    Db(DbError),
+    Corrupt(CorruptRow),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Db(e) => write!(f, "{e}"),
+            Self::Corrupt(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl From<DbError> for LoadError {
+    fn from(e: DbError) -> Self {
+        Self::Db(e)
+    }
+}

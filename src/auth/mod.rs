@@ -1,5 +1,6 @@
 //! Who may get in and what they may do: passwords, roles, user accounts.
 
+pub mod login;
 pub mod password;
 pub mod role;
 pub mod users;

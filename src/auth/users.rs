@@ -58,6 +58,8 @@ pub enum UserError {
     NotFound(String),
     /// The change would leave no active site manager, locking everyone out.
     LastSiteManager,
+    /// The first-run setup was asked for, but users already exist.
+    SetupDone,
     Db(DbError),
 }
 
@@ -72,6 +74,7 @@ impl fmt::Display for UserError {
             Self::LastSiteManager => f.write_str(
                 "refused: this is the last active site manager; make another user site manager first",
             ),
+            Self::SetupDone => f.write_str("setup is already done: users exist"),
             Self::Db(e) => write!(f, "{e}"),
         }
     }
@@ -249,6 +252,21 @@ pub fn create(conn: &mut DbConn, new: &NewUser<'_>, by: &ChangedBy) -> Result<Us
         ]);
         store::record(conn, user_event(by, Action::Create, &user, diff))?;
         Ok(user)
+    })
+}
+
+/// Creates the first Site Manager, only while no user exists (two visitors racing
+/// through the setup page cannot both succeed).
+pub fn create_first(
+    conn: &mut DbConn,
+    new: &NewUser<'_>,
+    by: &ChangedBy,
+) -> Result<User, UserError> {
+    db::write_transaction(conn, |conn| {
+        if db::users::any_exist(conn)? {
+            return Err(UserError::SetupDone);
+        }
+        create(conn, new, by)
     })
 }
 

@@ -267,3 +267,12 @@ pub fn top_resource_targets(conn: &mut DbConn, limit: i64) -> Result<Vec<Dimensi
         .map(|(name, event_count)| DimensionValue { name, event_count })
         .collect())
 }
+
+/// The newest events, newest first.
+pub fn latest(conn: &mut DbConn, limit: i64) -> Result<Vec<EventRow>, DbError> {
+    Ok(with_backend!(conn, c => events::table
+        .order((events::time.desc(), events::id.desc()))
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(c))?)
+}

@@ -1,24 +1,44 @@
 //! HTTP only: extractors, handlers, views. No SQL here; database work runs on
 //! the blocking pool through [`AppState::db`].
 
+mod assets;
+pub mod audit;
+pub mod auth;
 mod health;
+pub mod session;
+pub mod views;
 
-use actix_web::{HttpResponse, web};
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{HttpRequest, web};
+use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::db::{DbConn, DbError, Pool};
+use crate::error::AppError;
+
+/// How many argon2 checks may run at once (~19 MiB each).
+const CONCURRENT_PASSWORD_CHECKS: usize = 4;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: Pool,
     pub config: Config,
+    /// Caps concurrent password hashing so a login flood cannot exhaust memory.
+    pub password_checks: Arc<Semaphore>,
 }
 
 impl AppState {
     /// Wraps the pool and configuration.
     pub fn new(pool: Pool, config: Config) -> Self {
-        Self { pool, config }
+        Self {
+            pool,
+            config,
+            password_checks: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
+        }
     }
 
     /// Runs `f` with a pooled connection on the blocking pool: diesel is
@@ -46,14 +66,46 @@ impl AppState {
     }
 }
 
-/// Registers every area's routes.
+/// Registers every area's routes, and turns malformed forms and query strings
+/// into 400 pages that say what is wrong.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::FormConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|e, _| {
+                AppError::BadRequest(format!("The form could not be read: {e}.")).into()
+            }),
+    )
+    .app_data(web::QueryConfig::default().error_handler(|e, _| {
+        AppError::BadRequest(format!("The address has a malformed query string: {e}.")).into()
+    }));
     health::configure(cfg);
-    cfg.route("/", web::get().to(placeholder));
+    assets::configure(cfg);
+    auth::configure(cfg);
+    audit::configure(cfg);
 }
 
-async fn placeholder() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body("<!doctype html><title>Auditdesk</title><h1>Auditdesk</h1><p>The audit log is coming.</p>")
+/// Every request that no route matched.
+pub async fn not_found(_req: HttpRequest) -> Result<actix_web::HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}
+
+/// Security headers on every response. `Cache-Control: no-store` keeps
+/// authenticated pages out of caches and the browser's Back button; the
+/// embedded assets set their own.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
+                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ))
+        .add((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .add((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        // Filtered URLs name users and resources: never send them to another site.
+        .add((header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .add((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .add(("Cross-Origin-Opener-Policy", HeaderValue::from_static("same-origin")))
 }

@@ -118,7 +118,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     /// Kept alive for the app's lifetime (dropping it removes the database).
-    _db: TestDb,
+    pub db: std::sync::Arc<TestDb>,
 }
 
 /// A client that keeps cookies and does not follow redirects.
@@ -149,8 +149,84 @@ impl TestApp {
         Some(Self {
             address: format!("http://127.0.0.1:{port}"),
             client: client(),
-            _db: db,
+            db: std::sync::Arc::new(db),
         })
+    }
+
+    /// Another visitor of the same running app: same server, own cookies.
+    pub fn another_visitor(&self) -> TestApp {
+        TestApp {
+            address: self.address.clone(),
+            client: client(),
+            db: self.db.clone(),
+        }
+    }
+
+    /// A direct connection to the app's database.
+    pub fn conn(&self) -> DbConn {
+        self.db.connect()
+    }
+
+    /// The full URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// POST a form with the app's client.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("the request is answered")
+    }
+
+    /// The CSRF token in a page's forms (the app's client gets its session cookie too).
+    pub async fn csrf_token(&self, path: &str) -> String {
+        let page = self.get(path).await.text().await.unwrap();
+        csrf_in(&page).unwrap_or_else(|| panic!("no csrf_token on {path}: {page}"))
+    }
+
+    /// Creates a user directly in the database.
+    pub fn add_user(&self, username: &str, role: auditdesk::auth::Role, password: &str) {
+        let mut conn = self.conn();
+        auditdesk::auth::users::create(
+            &mut conn,
+            &auditdesk::auth::users::NewUser {
+                username,
+                email: &format!("{username}@example.com"),
+                role,
+                password_hash: &auditdesk::auth::password::hash_password(password),
+            },
+            &auditdesk::auth::ChangedBy::local_operator(),
+        )
+        .expect("user created");
+    }
+
+    /// Logs in through the form; returns the response to the POST.
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.login_next(username, password, "").await
+    }
+
+    /// Logs in through the form with a `next` field.
+    pub async fn login_next(
+        &self,
+        username: &str,
+        password: &str,
+        next: &str,
+    ) -> reqwest::Response {
+        let token = self.csrf_token("/login").await;
+        self.post_form(
+            "/login",
+            &[
+                ("username", username),
+                ("password", password),
+                ("csrf_token", &token),
+                ("next", next),
+            ],
+        )
+        .await
     }
 
     /// GET a path.
@@ -161,4 +237,30 @@ impl TestApp {
             .await
             .expect("the request is answered")
     }
+}
+
+/// The value of the first `csrf_token` field in an HTML page.
+pub fn csrf_in(page: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page.find(marker)? + marker.len();
+    let len = page[start..].find('"')?;
+    Some(page[start..start + len].to_owned())
+}
+
+/// The `Location` header of a redirect.
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// The session cookie a response sets, as `name=value`.
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("auditdesk_session="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
 }

@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real application over real databases.
 
+mod auth;
 mod cli;
 mod health;
 mod helpers;

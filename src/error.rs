@@ -1,0 +1,136 @@
+//! One place that maps failures to status codes and pages.
+//!
+//! Policy: handlers return `AppError`. Bad input is the user's to fix and gets a
+//! 4xx page that says what is wrong; a failure of ours is logged with its cause
+//! and answered with a 500 (or 503 when the database is away) that shows no
+//! internals. Pages that re-render a form with its errors (login, setup, the
+//! audit filters) build their own 400 response instead.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::db::DbError;
+use crate::web::views::{ErrorPage, Nav};
+
+/// A failure while serving a request.
+#[derive(Debug)]
+pub enum AppError {
+    /// The request is malformed; the message names what is wrong.
+    BadRequest(String),
+    /// An anonymous visitor asked for a protected page; `next` is where to return.
+    LoginRequired { next: String },
+    /// Logged in, but the role does not allow this.
+    Forbidden { nav: Option<Nav>, message: String },
+    /// A form without this session's CSRF token.
+    Csrf,
+    /// No such page.
+    NotFound,
+    /// The database did not answer.
+    Unavailable(String),
+    /// Something of ours failed; the message is logged, not shown.
+    Internal(String),
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BadRequest(m) => write!(f, "bad request: {m}"),
+            Self::LoginRequired { next } => write!(f, "login required for {next}"),
+            Self::Forbidden { message, .. } => write!(f, "forbidden: {message}"),
+            Self::Csrf => f.write_str("missing or invalid CSRF token"),
+            Self::NotFound => f.write_str("not found"),
+            Self::Unavailable(m) => write!(f, "database unavailable: {m}"),
+            Self::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Pool(_) | DbError::Connect(_) => Self::Unavailable(e.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// `/login?next=<path>` for a page that needs a login.
+pub fn login_url(next: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    format!("/login?next={encoded}")
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            Self::Forbidden { .. } | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let (nav, heading, message, link): (Option<Nav>, &str, String, Option<(String, String)>) = match self {
+            Self::LoginRequired { next } => {
+                return HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, login_url(next)))
+                    .finish();
+            }
+            Self::BadRequest(m) => (None, "Bad request", m.clone(), Some(("/".into(), "Go to the start page".into()))),
+            Self::Forbidden { nav, message } => (nav.clone(), "Forbidden", message.clone(), None),
+            Self::Csrf => (
+                None,
+                "Form expired",
+                "This form has expired or did not come from this site, so nothing was changed. Go back, reload the page and try again.".into(),
+                Some(("/".into(), "Go to the start page".into())),
+            ),
+            Self::NotFound => (
+                None,
+                "Page not found",
+                "There is no page at this address.".into(),
+                Some(("/".into(), "Go to the start page".into())),
+            ),
+            Self::Unavailable(cause) => {
+                tracing::error!(%cause, "database unavailable");
+                (
+                    None,
+                    "Temporarily unavailable",
+                    "The database is not answering right now. Nothing was lost; please try again in a moment.".into(),
+                    None,
+                )
+            }
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                (
+                    None,
+                    "Something went wrong",
+                    "An unexpected error occurred on our side and has been logged. Please try again.".into(),
+                    None,
+                )
+            }
+        };
+        let page = ErrorPage {
+            nav,
+            active: "",
+            status: status.as_u16(),
+            heading,
+            message: &message,
+            link,
+        };
+        let body = page
+            .render()
+            .unwrap_or_else(|_| format!("{} {heading}: {message}", status.as_u16()));
+        let mut response = HttpResponse::build(status);
+        response.content_type("text/html; charset=utf-8");
+        if matches!(self, Self::Unavailable(_)) {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        response.body(body)
+    }
+}

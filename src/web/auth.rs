@@ -1,0 +1,510 @@
+//! Login, logout, first-run setup, and the guards that decide who sees what.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::AppState;
+use super::session::TypedSession;
+use super::views::{LoginPage, Nav, SetupPage, html};
+use crate::audit::Actor;
+use crate::auth::login::{self, LoginAttempt, LoginOutcome};
+use crate::auth::password::hash_password;
+use crate::auth::users::{self, ChangedBy, NewUser, User, UserError};
+use crate::auth::{Role, password};
+use crate::error::AppError;
+
+/// Where a login lands when it has nowhere better to go.
+pub const DEFAULT_PAGE: &str = "/manage/audit";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(start))
+        .route("/login", web::get().to(login_form))
+        .route("/login", web::post().to(login_submit))
+        .route("/logout", web::post().to(logout))
+        .route("/setup", web::get().to(setup_form))
+        .route("/setup", web::post().to(setup_submit));
+}
+
+/// A logged-in, active user, read fresh from the database on every request.
+pub struct SignedIn {
+    pub user: User,
+    pub session: TypedSession,
+}
+
+impl SignedIn {
+    /// The header's logged-in part.
+    pub fn nav(&self) -> Result<Nav, AppError> {
+        Ok(Nav {
+            username: self.user.username.clone(),
+            role_label: self.user.role.label(),
+            can_read_audit: self.user.role.can_read_audit(),
+            can_manage_users: self.user.role.can_manage_users(),
+            csrf_token: self.session.csrf_token()?,
+        })
+    }
+
+    /// Who made a change, for the audit log.
+    pub fn changed_by(&self, req: &HttpRequest) -> ChangedBy {
+        ChangedBy {
+            actor: Actor {
+                username: self.user.username.clone(),
+                email: self.user.email.clone(),
+            },
+            ip: client_ip(req),
+            user_agent: user_agent(req),
+        }
+    }
+}
+
+/// The path and query of the request, for `?next=`.
+fn requested_path(req: &HttpRequest) -> String {
+    match req.uri().path_and_query() {
+        Some(pq) => pq.as_str().to_owned(),
+        None => req.path().to_owned(),
+    }
+}
+
+async fn signed_in(req: HttpRequest) -> Result<SignedIn, AppError> {
+    let session = TypedSession::extract(&req)
+        .await
+        .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    let next = requested_path(&req);
+    let Some(user_id) = session.user_id() else {
+        return Err(AppError::LoginRequired { next });
+    };
+    let state = state(&req)?;
+    let user = state
+        .db(move |conn| Ok::<_, AppError>(users::find_by_id(conn, user_id)?))
+        .await?;
+    match user {
+        Some(user) if !user.suspended => Ok(SignedIn { user, session }),
+        _ => {
+            session.log_out();
+            Err(AppError::LoginRequired { next })
+        }
+    }
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal("application state missing".into()))
+}
+
+impl FromRequest for SignedIn {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        Box::pin(signed_in(req.clone()))
+    }
+}
+
+/// A logged-in Site Manager or Auditor: may read Manage > Audit.
+pub struct AuditReader(pub SignedIn);
+
+impl FromRequest for AuditReader {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let who = signed_in(req).await?;
+            if who.user.role.can_read_audit() {
+                Ok(AuditReader(who))
+            } else {
+                Err(AppError::Forbidden {
+                    nav: who.nav().ok(),
+                    message: "The audit log is open to Site Managers and Auditors only. Ask a Site Manager if you need access.".into(),
+                })
+            }
+        })
+    }
+}
+
+/// A logged-in Site Manager: may manage users and API tokens.
+pub struct SiteManager(pub SignedIn);
+
+impl FromRequest for SiteManager {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let who = signed_in(req).await?;
+            if who.user.role.can_manage_users() {
+                Ok(SiteManager(who))
+            } else {
+                Err(AppError::Forbidden {
+                    nav: who.nav().ok(),
+                    message: "Managing users and API tokens is open to Site Managers only.".into(),
+                })
+            }
+        })
+    }
+}
+
+/// The client's address as this server saw it. Forwarded-for headers are not
+/// trusted: anyone can send them, and the login throttle counts by address.
+pub fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// The request's User-Agent header, or empty.
+pub fn user_agent(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Accepts `next` only as a path on this site: `/x`, never `//host`, `/\host`,
+/// `https://...` or anything with a backslash or control character.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace())
+                && n.len() <= 2048 =>
+        {
+            n.to_owned()
+        }
+        _ => DEFAULT_PAGE.to_owned(),
+    }
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+async fn start(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let any = state
+        .db(|conn| Ok::<_, AppError>(users::any_exist(conn)?))
+        .await?;
+    Ok(see_other(if any { DEFAULT_PAGE } else { "/setup" }))
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_form(
+    req: HttpRequest,
+    session: TypedSession,
+    query: web::Query<NextQuery>,
+) -> Result<HttpResponse, AppError> {
+    let next = safe_next(query.next.as_deref());
+    if session.user_id().is_some() && signed_in(req).await.is_ok() {
+        return Ok(see_other(&next));
+    }
+    Ok(html(
+        StatusCode::OK,
+        &LoginPage {
+            nav: None,
+            active: "",
+            csrf_token: session.csrf_token()?,
+            next,
+            username: String::new(),
+            error: None,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    csrf_token: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn login_submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    session.check_csrf(&form.csrf_token)?;
+    let form = form.into_inner();
+    let next = safe_next(Some(&form.next));
+    let again =
+        |status: StatusCode, message: String, username: String| -> Result<HttpResponse, AppError> {
+            Ok(html(
+                status,
+                &LoginPage {
+                    nav: None,
+                    active: "",
+                    csrf_token: session.csrf_token()?,
+                    next: next.clone(),
+                    username,
+                    error: Some(message),
+                },
+            ))
+        };
+    let login_name = form.username.trim().to_owned();
+    if login_name.is_empty() || form.password.is_empty() {
+        return again(
+            StatusCode::BAD_REQUEST,
+            "Enter your username (or email) and your password.".into(),
+            login_name,
+        );
+    }
+    if login_name.len() > crate::audit::event::limits::USERNAME
+        || login_name.chars().any(char::is_control)
+    {
+        return again(
+            StatusCode::BAD_REQUEST,
+            "That username is not valid: at most 256 characters, no control characters.".into(),
+            String::new(),
+        );
+    }
+    if form.password.len() > password::MAX_PASSWORD_BYTES {
+        return again(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "That password is longer than {} bytes.",
+                password::MAX_PASSWORD_BYTES
+            ),
+            login_name,
+        );
+    }
+    let attempt = LoginAttempt {
+        login: login_name.clone(),
+        password: form.password,
+        ip: client_ip(&req),
+        user_agent: user_agent(&req),
+    };
+    // Each argon2 check takes ~19 MiB: a flood of logins waits here instead of
+    // exhausting memory.
+    let _permit = state
+        .password_checks
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(format!("password check limiter: {e}")))?;
+    let outcome = state
+        .db(move |conn| Ok::<_, AppError>(login::attempt(conn, &attempt, Utc::now())?))
+        .await?;
+    match outcome {
+        LoginOutcome::Success(user) => {
+            session.log_in(user.id)?;
+            Ok(see_other(&next))
+        }
+        LoginOutcome::BadCredentials => again(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect username or password.".into(),
+            login_name,
+        ),
+        LoginOutcome::Suspended => again(
+            StatusCode::FORBIDDEN,
+            "This account is suspended. Ask a Site Manager to reactivate it.".into(),
+            login_name,
+        ),
+        LoginOutcome::Throttled { until } => {
+            let wait = (until - Utc::now()).num_seconds().max(1);
+            let minutes = (wait + 59) / 60;
+            let mut response = again(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed logins. Try again after {} UTC (in about {} minute{}).",
+                    until.format("%H:%M"),
+                    minutes,
+                    if minutes == 1 { "" } else { "s" }
+                ),
+                login_name,
+            )?;
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_str(&wait.to_string())
+                    .expect("digits are a valid header value"),
+            );
+            Ok(response)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf_token: String,
+}
+
+async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    session.check_csrf(&form.csrf_token)?;
+    if let Ok(who) = signed_in(req.clone()).await {
+        let (ip, ua) = (client_ip(&req), user_agent(&req));
+        let user = who.user.clone();
+        state
+            .db(move |conn| Ok::<_, AppError>(login::record_logout(conn, &user, &ip, &ua)?))
+            .await?;
+    }
+    session.log_out();
+    Ok(see_other("/login"))
+}
+
+async fn setup_open(state: &AppState) -> Result<(), AppError> {
+    let any = state
+        .db(|conn| Ok::<_, AppError>(users::any_exist(conn)?))
+        .await?;
+    if any { Err(AppError::NotFound) } else { Ok(()) }
+}
+
+async fn setup_form(
+    state: web::Data<AppState>,
+    session: TypedSession,
+) -> Result<HttpResponse, AppError> {
+    setup_open(&state).await?;
+    Ok(html(
+        StatusCode::OK,
+        &SetupPage {
+            nav: None,
+            active: "",
+            csrf_token: session.csrf_token()?,
+            username: String::new(),
+            email: String::new(),
+            errors: Vec::new(),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct SetupForm {
+    username: String,
+    email: String,
+    password: String,
+    password_confirm: String,
+    csrf_token: String,
+}
+
+async fn setup_submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    form: web::Form<SetupForm>,
+) -> Result<HttpResponse, AppError> {
+    setup_open(&state).await?;
+    session.check_csrf(&form.csrf_token)?;
+    let form = form.into_inner();
+    let username = form.username.trim().to_owned();
+    let mut errors = Vec::new();
+    if let Err(e) = users::check_username(&username) {
+        errors.push(e.to_string());
+    }
+    if let Err(e) = users::normalize_email(&form.email) {
+        errors.push(e.to_string());
+    }
+    if let Err(e) = password::check_new_password(&form.password) {
+        errors.push(capitalize(&e.to_string()));
+    } else if form.password != form.password_confirm {
+        errors.push("The two passwords differ.".into());
+    }
+    let again = |errors: Vec<String>| -> Result<HttpResponse, AppError> {
+        Ok(html(
+            StatusCode::BAD_REQUEST,
+            &SetupPage {
+                nav: None,
+                active: "",
+                csrf_token: session.csrf_token()?,
+                username: username.clone(),
+                email: form.email.clone(),
+                errors,
+            },
+        ))
+    };
+    if !errors.is_empty() {
+        return again(errors);
+    }
+    let _permit = state
+        .password_checks
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(format!("password check limiter: {e}")))?;
+    let password = form.password.clone();
+    let hash = web::block(move || hash_password(&password))
+        .await
+        .map_err(|e| AppError::Internal(format!("hashing: {e}")))?;
+    let by = ChangedBy {
+        actor: Actor {
+            username: username.clone(),
+            email: form.email.trim().to_lowercase(),
+        },
+        ip: client_ip(&req),
+        user_agent: user_agent(&req),
+    };
+    let (u, e) = (username.clone(), form.email.clone());
+    let created = state
+        .db(move |conn| {
+            Ok::<_, AppError>(users::create_first(
+                conn,
+                &NewUser {
+                    username: &u,
+                    email: &e,
+                    role: Role::SiteManager,
+                    password_hash: &hash,
+                },
+                &by,
+            ))
+        })
+        .await?;
+    match created {
+        Ok(user) => {
+            session.log_in(user.id)?;
+            Ok(see_other(DEFAULT_PAGE))
+        }
+        Err(UserError::SetupDone) => Err(AppError::NotFound),
+        Err(UserError::Db(e)) => Err(e.into()),
+        Err(other) => again(vec![other.to_string()]),
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_accepts_only_paths_on_this_site() {
+        assert_eq!(
+            safe_next(Some("/manage/audit?action=login")),
+            "/manage/audit?action=login"
+        );
+        for bad in [
+            "//evil.example",
+            "https://evil.example/",
+            "/\\evil.example",
+            "evil",
+            "",
+            "/a b",
+            "/\t/evil",
+        ] {
+            assert_eq!(safe_next(Some(bad)), DEFAULT_PAGE, "{bad:?}");
+        }
+        assert_eq!(safe_next(None), DEFAULT_PAGE);
+    }
+}

@@ -1,0 +1,62 @@
+//! The askama view structs: each holds exactly what its page shows.
+
+use askama::Template;
+
+/// The logged-in part of the header: who, their role, the Manage links, and the
+/// logout form's CSRF token.
+#[derive(Debug, Clone)]
+pub struct Nav {
+    pub username: String,
+    pub role_label: &'static str,
+    pub can_read_audit: bool,
+    pub can_manage_users: bool,
+    pub csrf_token: String,
+}
+
+/// 400, 403, 404, 500 and 503 pages, inside the layout.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub nav: Option<Nav>,
+    pub active: &'a str,
+    pub status: u16,
+    pub heading: &'a str,
+    pub message: &'a str,
+    pub link: Option<(String, String)>,
+}
+
+/// The login form.
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub nav: Option<Nav>,
+    pub active: &'a str,
+    pub csrf_token: String,
+    pub next: String,
+    pub username: String,
+    pub error: Option<String>,
+}
+
+/// The first-run form that creates the first Site Manager.
+#[derive(Template)]
+#[template(path = "setup.html")]
+pub struct SetupPage<'a> {
+    pub nav: Option<Nav>,
+    pub active: &'a str,
+    pub csrf_token: String,
+    pub username: String,
+    pub email: String,
+    pub errors: Vec<String>,
+}
+
+/// Renders a page as an HTML response with `status`.
+pub fn html(status: actix_web::http::StatusCode, page: &impl Template) -> actix_web::HttpResponse {
+    match page.render() {
+        Ok(body) => actix_web::HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(body),
+        Err(e) => actix_web::ResponseError::error_response(&crate::error::AppError::Internal(
+            format!("template: {e}"),
+        )),
+    }
+}
