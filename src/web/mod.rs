@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 mod health;
 pub mod session;
+pub mod users;
 pub mod views;
 
 use std::sync::Arc;
@@ -83,6 +84,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     assets::configure(cfg);
     auth::configure(cfg);
     audit::configure(cfg);
+    users::configure(cfg);
 }
 
 /// Every request that no route matched.

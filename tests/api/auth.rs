@@ -588,3 +588,31 @@ both_backends!(
     idle_and_absolute_timeouts_end_sessions,
     error_pages_are_readable_and_bad_forms_are_400,
 );
+
+async fn only_site_managers_see_the_users_page(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.add_user("root", Role::SiteManager, PW);
+    app.add_user("ann", Role::Auditor, PW);
+    assert_eq!(app.get("/manage/users").await.status(), 303);
+    app.login("ann", PW).await;
+    let audit = app.get("/manage/audit").await.text().await.unwrap();
+    assert!(
+        !audit.contains("href=\"/manage/users\""),
+        "an auditor's menu has no Users link"
+    );
+    assert_eq!(app.get("/manage/users").await.status(), 403);
+    let root = app.another_visitor();
+    root.login("root", PW).await;
+    let r = root.get("/manage/users").await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("ann@example.com")
+            && page.contains("Auditor")
+            && page.contains("href=\"/manage/users\"")
+    );
+}
+
+both_backends!(only_site_managers_see_the_users_page);

@@ -1,7 +1,9 @@
 //! The one integration-test binary: the real application over real databases.
 
 mod auth;
+mod browser;
 mod cli;
 mod health;
 mod helpers;
 mod storage;
+mod webdriver;

@@ -1,0 +1,156 @@
+//! Real headless Chromium, through chromedriver, against the running server.
+
+use auditdesk::auth::Role;
+
+use crate::helpers::{Backend, TestApp};
+use crate::webdriver::Browser;
+
+const PW: &str = "correct horse battery";
+
+#[actix_web::test]
+async fn a_person_sets_up_logs_out_logs_in_and_back_does_not_reveal_the_log() {
+    let Some(browser) = Browser::start("the browser login test").await else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+
+    browser.goto(&app.url("/")).await;
+    browser.wait_for_url("/setup").await;
+    browser.type_into("#username", "root").await;
+    browser.type_into("#email", "root@example.com").await;
+    browser.type_into("#password", PW).await;
+    browser.type_into("#password_confirm", PW).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url("/manage/audit").await;
+    let page = browser.source().await;
+    assert!(
+        page.contains("<h1>Audit</h1>") && page.contains("root@example.com"),
+        "{page}"
+    );
+
+    browser.click(".logout button").await;
+    browser.wait_for_url("/login").await;
+    browser.type_into("#username", "root@example.com").await;
+    browser.type_into("#password", PW).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url("/manage/audit").await;
+    let page = browser.source().await;
+    assert!(page.contains(">login<"), "the login is in the log: {page}");
+
+    browser.click(".logout button").await;
+    browser.wait_for_url("/login").await;
+    browser.back().await;
+    let url = browser.url().await;
+    let page = browser.source().await;
+    assert!(
+        url.contains("/login"),
+        "Back lands on the login page, at {url}"
+    );
+    assert!(
+        !page.contains("<h1>Audit</h1>"),
+        "Back does not show the audit page again: {page}"
+    );
+}
+
+#[actix_web::test]
+async fn a_member_sees_a_readable_forbidden_page() {
+    let Some(browser) = Browser::start("the browser forbidden-page test").await else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_user("root", Role::SiteManager, PW);
+    app.add_user("mia", Role::Member, PW);
+    browser.goto(&app.url("/manage/audit")).await;
+    browser.wait_for_url("/login?next=%2Fmanage%2Faudit").await;
+    browser.type_into("#username", "mia").await;
+    browser.type_into("#password", PW).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url("/manage/audit").await;
+    let page = browser.source().await;
+    assert!(
+        page.contains("Forbidden") && page.contains("Site Managers and Auditors only"),
+        "{page}"
+    );
+}
+
+/// Writes screenshots of the pages at a laptop and a phone width into the
+/// directory named by AUDITDESK_SCREENSHOTS. A tool for looking, not a check:
+/// `AUDITDESK_SCREENSHOTS=/tmp/shots cargo test --test api screenshots -- --ignored`
+#[actix_web::test]
+#[ignore = "writes screenshots for people to look at; run with --ignored"]
+async fn screenshots() {
+    let dir =
+        std::env::var("AUDITDESK_SCREENSHOTS").expect("set AUDITDESK_SCREENSHOTS to a directory");
+    let Some(browser) = Browser::start("screenshots").await else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let shoot = |name: String| {
+        let dir = dir.clone();
+        let browser = &browser;
+        async move {
+            for (label, w, h) in [("laptop", 1366, 900), ("phone", 390, 844)] {
+                browser.resize(w, h).await;
+                let png = browser.screenshot().await;
+                std::fs::write(format!("{dir}/{name}-{label}.png"), png).unwrap();
+            }
+            browser.resize(1366, 900).await;
+        }
+    };
+    browser.goto(&app.url("/setup")).await;
+    shoot("setup".into()).await;
+    browser.type_into("#username", "root").await;
+    browser.type_into("#email", "root@example.com").await;
+    browser.type_into("#password", "long enough 1").await;
+    browser
+        .type_into("#password_confirm", "long enough 2")
+        .await;
+    browser.click("button[type=submit]").await;
+    shoot("setup-errors".into()).await;
+    app.add_user("root", Role::SiteManager, PW);
+    app.add_user("mia", Role::Member, PW);
+    app.add_user("ann", Role::Auditor, PW);
+    if let Ok(extra) = std::env::var("AUDITDESK_SCREENSHOT_EVENTS") {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_auditdesk"))
+            .args(["import", &extra, "--database-url", &app.db.url_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    browser.goto(&app.url("/login")).await;
+    shoot("login".into()).await;
+    browser.type_into("#username", "root").await;
+    browser.type_into("#password", "wrong password").await;
+    browser.click("button[type=submit]").await;
+    shoot("login-failed".into()).await;
+    browser.goto(&app.url("/no/such/page")).await;
+    shoot("404".into()).await;
+    browser.goto(&app.url("/login")).await;
+    browser.type_into("#username", "root").await;
+    browser.type_into("#password", PW).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url("/manage/audit").await;
+    shoot("audit".into()).await;
+    browser.goto(&app.url("/manage/users")).await;
+    shoot("users".into()).await;
+    for (name, query) in std::env::var("AUDITDESK_SCREENSHOT_QUERIES")
+        .unwrap_or_default()
+        .split_whitespace()
+        .enumerate()
+    {
+        browser
+            .goto(&app.url(&format!("/manage/audit?{query}")))
+            .await;
+        shoot(format!("audit-q{name}")).await;
+    }
+    browser.click(".logout button").await;
+    browser.goto(&app.url("/login")).await;
+    browser.type_into("#username", "mia").await;
+    browser.type_into("#password", PW).await;
+    browser.click("button[type=submit]").await;
+    shoot("403".into()).await;
+}
