@@ -39,6 +39,13 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Load events in the interchange format (NDJSON) from FILE, or - for stdin. Idempotent.
+    Import {
+        /// The file to read, or - for standard input.
+        file: String,
+    },
+    /// Load a realistic sample of a few thousand events over the last 30 days (once per hour).
+    Demo,
 }
 
 /// Options of `serve`.
@@ -152,6 +159,104 @@ fn run(cli: Cli) -> Result<(), CliError> {
             db::run_migrations(&mut conn)?;
             user_command(&mut conn, cmd)
         }
+        Command::Import { file } => {
+            let mut conn = db::connect_one(&url)?;
+            db::run_migrations(&mut conn)?;
+            import_command(&mut conn, &file)
+        }
+        Command::Demo => {
+            let mut conn = db::connect_one(&url)?;
+            db::run_migrations(&mut conn)?;
+            let events = crate::audit::demo::sample(chrono::Utc::now());
+            let outcome = crate::audit::store::store_batch(
+                &mut conn,
+                &events,
+                crate::db::events::OnConflict::SkipEvent,
+            )?;
+            db::events::optimize(&mut conn)?;
+            eprintln!(
+                "demo: {} sample events stored, {} already present, {} skipped",
+                outcome.stored.len(),
+                outcome.already_present.len(),
+                outcome.conflicts.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Shows progress on a terminal: a line rewritten a few times a second.
+struct TerminalProgress {
+    total_bytes: Option<u64>,
+    started: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl crate::audit::import::Progress for TerminalProgress {
+    fn update(&mut self, bytes_read: u64, summary: &crate::audit::import::ImportSummary) {
+        if self.last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let rate = summary.read as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        let pct = self
+            .total_bytes
+            .filter(|t| *t > 0)
+            .map(|t| format!("{:5.1}% ", bytes_read as f64 * 100.0 / t as f64))
+            .unwrap_or_default();
+        eprint!(
+            "\r{pct}{} read, {} stored, {} refused ({rate:.0} events/s)   ",
+            summary.read,
+            summary.stored,
+            summary.refused.len()
+        );
+    }
+}
+
+fn import_command(conn: &mut DbConn, file: &str) -> Result<(), CliError> {
+    use crate::audit::import::{Progress, import};
+    let started = std::time::Instant::now();
+    let input: Box<dyn BufRead + Send> = if file == "-" {
+        Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
+    } else {
+        let f =
+            std::fs::File::open(file).map_err(|e| CliError(format!("cannot open {file}: {e}")))?;
+        Box::new(std::io::BufReader::with_capacity(1 << 20, f))
+    };
+    let total_bytes = (file != "-")
+        .then(|| std::fs::metadata(file).map(|m| m.len()).ok())
+        .flatten();
+    let on_terminal = std::io::stderr().is_terminal();
+    let mut terminal = TerminalProgress {
+        total_bytes,
+        started,
+        last: started,
+    };
+    let mut quiet = ();
+    let progress: &mut dyn Progress = if on_terminal {
+        &mut terminal
+    } else {
+        &mut quiet
+    };
+    let summary = import(conn, input, progress)?;
+    if on_terminal {
+        eprintln!();
+    }
+    db::events::optimize(conn)?;
+    for r in summary.refused.iter().take(20) {
+        eprintln!("line {}: {}", r.line, r.reason);
+    }
+    if summary.refused.len() > 20 {
+        eprintln!("... and {} more refused lines", summary.refused.len() - 20);
+    }
+    eprintln!("{summary} in {:.1}s", started.elapsed().as_secs_f64());
+    if summary.refused.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError(format!(
+            "{} line(s) refused (listed above); the other lines were stored",
+            summary.refused.len()
+        )))
     }
 }
 

@@ -1,6 +1,7 @@
 // Auditdesk: small progressive enhancements; every page works without this file.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
+  document.documentElement.classList.add("js");
   // Show each UTC time in the viewer's own zone beside it.
   for (const el of document.querySelectorAll("time[data-local]")) {
     const t = new Date(el.getAttribute("datetime"));
@@ -10,4 +11,22 @@ document.addEventListener("DOMContentLoaded", () => {
     local.textContent = t.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" }) + " local";
     el.after(local);
   }
+  // Apply a dropdown at once; text and date fields apply on Enter or Apply.
+  const form = document.getElementById("filters");
+  if (form) {
+    for (const el of form.querySelectorAll("[data-autosubmit]")) {
+      el.addEventListener("change", () => submitClean(form));
+    }
+    form.addEventListener("submit", (ev) => { ev.preventDefault(); submitClean(form); });
+  }
 });
+
+// Submits the filter form without its empty fields, so bookmarks stay short.
+function submitClean(form) {
+  const params = new URLSearchParams();
+  for (const [k, v] of new FormData(form)) {
+    if (v !== "" && !(k === "limit" && v === "50")) params.append(k, v);
+  }
+  const qs = params.toString();
+  window.location.assign(form.action + (qs ? "?" + qs : ""));
+}

@@ -2,7 +2,11 @@
 //! No HTTP and no SQL here: storage goes through `db`.
 
 pub mod action;
+pub mod demo;
 pub mod event;
+pub mod filter;
+pub mod import;
+pub mod query;
 pub mod store;
 
 pub use action::{Action, UnknownAction};

@@ -276,3 +276,139 @@ pub fn latest(conn: &mut DbConn, limit: i64) -> Result<Vec<EventRow>, DbError> {
         .select(EventRow::as_select())
         .load(c))?)
 }
+
+/// Which events a page or an export reads, in the database's terms.
+#[derive(Debug, Clone, Default)]
+pub struct Criteria {
+    pub resource_type: Option<String>,
+    pub action: Option<String>,
+    pub resource_target: Option<String>,
+    pub actor_username: Option<String>,
+    pub resource_id: Option<String>,
+    pub request_id: Option<String>,
+    /// `Some(true)`: status 400 and above; `Some(false)`: below 400.
+    pub failed: Option<bool>,
+    /// Inclusive.
+    pub from: Option<NaiveDateTime>,
+    /// Exclusive.
+    pub to: Option<NaiveDateTime>,
+    /// A `LIKE` pattern (already lowercased and escaped with `\`) for free text.
+    pub text_pattern: Option<String>,
+}
+
+/// A keyset position: rows strictly older (or newer) than this (time, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub time: NaiveDateTime,
+    pub id: i64,
+    /// `true`: rows newer than the position; `false`: older.
+    pub newer: bool,
+}
+
+diesel::define_sql_function! {
+    /// SQL `lower()`, the same on both backends for the free-text filter.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// The events table, boxed, with every criterion applied: one query shape for
+/// every combination of filters (a boxed query compiles once).
+macro_rules! filtered_events {
+    ($criteria:expr) => {{
+        let c: &Criteria = $criteria;
+        let mut q = events::table.into_boxed();
+        if let Some(v) = &c.resource_type {
+            q = q.filter(events::resource_type.eq(v.clone()));
+        }
+        if let Some(v) = &c.action {
+            q = q.filter(events::action.eq(v.clone()));
+        }
+        if let Some(v) = &c.resource_target {
+            q = q.filter(events::resource_target.eq(v.clone()));
+        }
+        if let Some(v) = &c.actor_username {
+            q = q.filter(events::actor_username.eq(v.clone()));
+        }
+        if let Some(v) = &c.resource_id {
+            q = q.filter(events::resource_id.eq(v.clone()));
+        }
+        if let Some(v) = &c.request_id {
+            q = q.filter(events::request_id.eq(v.clone()));
+        }
+        match c.failed {
+            Some(true) => q = q.filter(events::status_code.ge(400)),
+            Some(false) => q = q.filter(events::status_code.lt(400)),
+            None => {}
+        }
+        if let Some(t) = c.from {
+            q = q.filter(events::time.ge(t));
+        }
+        if let Some(t) = c.to {
+            q = q.filter(events::time.lt(t));
+        }
+        if let Some(p) = &c.text_pattern {
+            q = q.filter(
+                lower(events::resource_target)
+                    .like(p.clone())
+                    .escape('\\')
+                    .or(lower(events::actor_username).like(p.clone()).escape('\\'))
+                    .or(lower(events::actor_email).like(p.clone()).escape('\\'))
+                    .or(lower(events::resource_id).like(p.clone()).escape('\\'))
+                    .or(lower(events::diff).like(p.clone()).escape('\\')),
+            );
+        }
+        q
+    }};
+}
+
+/// One page of events matching `criteria`, read as an index range scan of at
+/// most `limit` rows: newest first from `position` (or from the newest event).
+/// With a `newer` position the rows come oldest first; the caller reverses them.
+pub fn page(
+    conn: &mut DbConn,
+    criteria: &Criteria,
+    position: Option<Position>,
+    limit: i64,
+) -> Result<Vec<EventRow>, DbError> {
+    Ok(with_backend!(conn, c => {
+        let mut q = filtered_events!(criteria);
+        match position {
+            // The redundant `time <=` bound lets the planner use it as the range
+            // of the (…, time, id) index; the OR settles ties on time by id.
+            Some(p) if !p.newer => {
+                q = q
+                    .filter(events::time.le(p.time))
+                    .filter(events::time.lt(p.time).or(events::id.lt(p.id)))
+                    .order((events::time.desc(), events::id.desc()));
+            }
+            Some(p) => {
+                q = q
+                    .filter(events::time.ge(p.time))
+                    .filter(events::time.gt(p.time).or(events::id.gt(p.id)))
+                    .order((events::time.asc(), events::id.asc()));
+            }
+            None => q = q.order((events::time.desc(), events::id.desc())),
+        }
+        q.limit(limit).select(EventRow::as_select()).load(c)
+    })?)
+}
+
+/// How many events match, counting no further than `cap` (never a full count).
+pub fn count_capped(conn: &mut DbConn, criteria: &Criteria, cap: i64) -> Result<i64, DbError> {
+    let ids: Vec<i64> = with_backend!(conn, c => filtered_events!(criteria)
+        .select(events::id)
+        .limit(cap)
+        .load(c))?;
+    Ok(ids.len() as i64)
+}
+
+/// Refreshes the planner's statistics after a large import.
+pub fn optimize(conn: &mut DbConn) -> Result<(), DbError> {
+    use diesel::connection::SimpleConnection;
+    match conn {
+        DbConn::Sqlite(c) => c.batch_execute("PRAGMA optimize; ANALYZE;")?,
+        DbConn::Postgres(c) => {
+            c.batch_execute("ANALYZE events; ANALYZE actors; ANALYZE resource_targets;")?
+        }
+    }
+    Ok(())
+}

@@ -1,13 +1,18 @@
 //! Manage > Audit: the audit log page.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::AppState;
 use super::auth::AuditReader;
 use super::views::{Nav, html};
-use crate::audit::{Event, store};
+use crate::audit::filter::{
+    AuditQuery, DEFAULT_LIMIT, Direction, PAGE_SIZES, ParamError, RawQuery, encode_query,
+};
+use crate::audit::query::{MatchCount, Page, count_matching, fetch_page};
+use crate::audit::{Action, Event};
+use crate::db::events;
 use crate::error::AppError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -26,6 +31,8 @@ pub struct DiffRow {
     pub old: Option<ShownValue>,
     pub new: Option<ShownValue>,
     pub secret: bool,
+    /// A value was shortened for display: the full one is shown beneath.
+    pub shortened: bool,
 }
 
 /// One event as the page shows it.
@@ -42,7 +49,13 @@ pub struct EventView {
     pub resource_id: String,
     pub status_code: u16,
     pub success: bool,
+    pub request_id: String,
+    pub request_short: String,
     pub diff: Vec<DiffRow>,
+    /// Links that filter the current view by this row's user, target or request.
+    pub user_href: String,
+    pub target_href: String,
+    pub request_href: String,
 }
 
 /// Shortens a long opaque value (no spaces, over 24 characters) the way the
@@ -84,17 +97,93 @@ impl From<Event> for EventView {
             resource_id: e.resource_id,
             status_code: e.status_code,
             success: e.status_code < 400,
+            request_short: e.request_id.chars().take(8).collect(),
+            request_id: e.request_id,
             diff: e
                 .diff
                 .into_iter()
-                .map(|(field, c)| DiffRow {
-                    field,
-                    old: c.old.as_ref().map(shown),
-                    new: c.new.as_ref().map(shown),
-                    secret: c.secret,
+                .map(|(field, c)| {
+                    let old = c.old.as_ref().map(shown);
+                    let new = c.new.as_ref().map(shown);
+                    let shortened = [&old, &new]
+                        .into_iter()
+                        .flatten()
+                        .any(|v| v.shown != v.full);
+                    DiffRow {
+                        field,
+                        old,
+                        new,
+                        secret: c.secret,
+                        shortened,
+                    }
                 })
                 .collect(),
+            user_href: String::new(),
+            target_href: String::new(),
+            request_href: String::new(),
         }
+    }
+}
+
+/// A choice in a dropdown.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub help: &'static str,
+    pub selected: bool,
+}
+
+/// The text fields of the form, as the URL gave them.
+#[derive(Default)]
+pub struct FormState {
+    pub resource_target: String,
+    pub user: String,
+    pub status: String,
+    pub from: String,
+    pub to: String,
+    pub q: String,
+    pub resource_id: String,
+    pub request_id: String,
+}
+
+/// Problems to show next to their fields.
+#[derive(Default)]
+pub struct FieldErrors {
+    pub resource_type: Option<String>,
+    pub action: Option<String>,
+    pub resource_target: Option<String>,
+    pub user: Option<String>,
+    pub resource_id: Option<String>,
+    pub request_id: Option<String>,
+    pub status: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub q: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl FieldErrors {
+    fn from_params(errors: &[ParamError]) -> Self {
+        let mut f = FieldErrors::default();
+        for e in errors {
+            let slot = match e.param {
+                "resource_type" => &mut f.resource_type,
+                "action" => &mut f.action,
+                "resource_target" => &mut f.resource_target,
+                "user" => &mut f.user,
+                "resource_id" => &mut f.resource_id,
+                "request_id" => &mut f.request_id,
+                "status" => &mut f.status,
+                "from" => &mut f.from,
+                "to" => &mut f.to,
+                "q" => &mut f.q,
+                "limit" => &mut f.limit,
+                _ => &mut f.cursor,
+            };
+            *slot = Some(e.message.clone());
+        }
+        f
     }
 }
 
@@ -104,31 +193,338 @@ struct AuditPage<'a> {
     nav: Option<Nav>,
     active: &'a str,
     summary: String,
+    exports: Vec<(&'static str, String)>,
+    general_errors: Vec<String>,
+    err: FieldErrors,
+    has_errors: bool,
+    form: FormState,
+    resource_types: Vec<Choice>,
+    actions: Vec<Choice>,
+    targets: Vec<String>,
+    users: Vec<String>,
+    page_sizes: Vec<Choice>,
+    from_type: &'static str,
+    to_type: &'static str,
+    more_open: bool,
+    filtered: bool,
     rows: Vec<EventView>,
+    newest_href: Option<String>,
+    newer_href: Option<String>,
+    older_href: Option<String>,
 }
 
-async fn page(reader: AuditReader, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let events = state
-        .db(|conn| store::latest(conn, 50).map_err(|e| AppError::Internal(e.to_string())))
+/// How many of the most used targets and users the form suggests.
+const SUGGESTIONS: i64 = 200;
+
+/// What the page reads from the database in one trip.
+struct Loaded {
+    resource_types: Vec<String>,
+    targets: Vec<String>,
+    users: Vec<String>,
+    page: Option<(Page, MatchCount)>,
+}
+
+fn href(pairs: &[(&str, String)]) -> String {
+    let qs = encode_query(pairs);
+    if qs.is_empty() {
+        "/manage/audit".to_owned()
+    } else {
+        format!("/manage/audit?{qs}")
+    }
+}
+
+/// The current view's link with one filter set to `value` (and paging reset).
+fn with_filter(base: &[(&'static str, String)], key: &'static str, value: &str) -> String {
+    let mut pairs: Vec<(&str, String)> = base.iter().filter(|(k, _)| *k != key).cloned().collect();
+    pairs.push((key, value.to_owned()));
+    href(&pairs)
+}
+
+/// Formats 12345 as "12,345".
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+fn summary(page: &Page, count: MatchCount, first_page: bool) -> String {
+    let total = match count {
+        MatchCount::Exactly(n) => {
+            format!("{} event{}", thousands(n), if n == 1 { "" } else { "s" })
+        }
+        MatchCount::AtLeast(n) => format!("{}+ events", thousands(n)),
+    };
+    let shown = page.events.len();
+    if shown == 0 {
+        return format!("0 of {total}");
+    }
+    if first_page {
+        format!("1–{} of {total}", thousands(shown as i64))
+    } else {
+        format!("{} shown, of {total}", thousands(shown as i64))
+    }
+}
+
+fn is_plain_date(s: &str) -> bool {
+    s.is_empty() || chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+}
+
+async fn page(
+    reader: AuditReader,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (raw, general_errors) = match web::Query::<RawQuery>::from_query(req.query_string()) {
+        Ok(q) => (q.into_inner(), Vec::new()),
+        Err(e) => (
+            RawQuery::default(),
+            vec![format!(
+                "This address has a parameter the audit page does not take: {e}."
+            )],
+        ),
+    };
+    let parsed = if general_errors.is_empty() {
+        AuditQuery::parse(&raw)
+    } else {
+        Err(Vec::new())
+    };
+    let query = parsed.as_ref().ok().cloned();
+    let loaded = state
+        .db(move |conn| {
+            let internal = |e: crate::audit::store::LoadError| AppError::Internal(e.to_string());
+            let resource_types = events::resource_types(conn)?
+                .into_iter()
+                .map(|d| d.name)
+                .collect();
+            let targets = events::top_resource_targets(conn, SUGGESTIONS)?
+                .into_iter()
+                .map(|d| d.name)
+                .collect();
+            let users = events::top_actors(conn, SUGGESTIONS)?
+                .into_iter()
+                .map(|a| a.0)
+                .collect();
+            let page = match &query {
+                Some(q) => Some((
+                    fetch_page(conn, q).map_err(internal)?,
+                    count_matching(conn, &q.filter).map_err(internal)?,
+                )),
+                None => None,
+            };
+            Ok::<_, AppError>(Loaded {
+                resource_types,
+                targets,
+                users,
+                page,
+            })
+        })
         .await?;
-    let summary = match events.len() {
-        0 => "no events".to_owned(),
-        n => format!("the newest {n} events"),
+
+    let errors = parsed.as_ref().err().cloned().unwrap_or_default();
+    let has_errors = !errors.is_empty() || !general_errors.is_empty();
+    let selected = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or_default().to_owned();
+    let chosen_type = selected(&raw.resource_type);
+    let mut type_names = loaded.resource_types;
+    if !chosen_type.is_empty() && !type_names.contains(&chosen_type) {
+        type_names.insert(0, chosen_type.clone());
+    }
+    let chosen_action = selected(&raw.action);
+    let mut actions: Vec<Choice> = Action::ALL
+        .iter()
+        .map(|a| Choice {
+            value: a.as_str().to_owned(),
+            label: a.as_str().to_owned(),
+            help: a.description(),
+            selected: a.as_str() == chosen_action,
+        })
+        .collect();
+    if !chosen_action.is_empty() && !actions.iter().any(|c| c.selected) {
+        // Keep an unknown action visible (and marked wrong) rather than dropping it.
+        actions.insert(
+            0,
+            Choice {
+                value: chosen_action.clone(),
+                label: chosen_action.clone(),
+                help: "not an action",
+                selected: true,
+            },
+        );
+    }
+    let limit = query_limit(&parsed, &raw);
+    let mut page_sizes: Vec<Choice> = PAGE_SIZES
+        .iter()
+        .map(|n| Choice {
+            value: n.to_string(),
+            label: n.to_string(),
+            help: "",
+            selected: n.to_string() == limit,
+        })
+        .collect();
+    if !page_sizes.iter().any(|c| c.selected) {
+        page_sizes.insert(
+            0,
+            Choice {
+                value: limit.clone(),
+                label: limit.clone(),
+                help: "",
+                selected: true,
+            },
+        );
+    }
+    let form = FormState {
+        resource_target: selected(&raw.resource_target),
+        user: selected(&raw.user),
+        status: selected(&raw.status),
+        from: selected(&raw.from),
+        to: selected(&raw.to),
+        q: selected(&raw.q),
+        resource_id: selected(&raw.resource_id),
+        request_id: selected(&raw.request_id),
+    };
+    let err = FieldErrors::from_params(&errors);
+    let more_open = !form.q.is_empty()
+        || !form.resource_id.is_empty()
+        || !form.request_id.is_empty()
+        || err.q.is_some()
+        || err.resource_id.is_some()
+        || err.request_id.is_some();
+
+    let base = parsed
+        .as_ref()
+        .map(|q| q.filter_pairs())
+        .unwrap_or_default();
+    let exports = ["csv", "ndjson", "coder-json"]
+        .into_iter()
+        .map(|format| {
+            let mut pairs: Vec<(&str, String)> = vec![("format", format.to_owned())];
+            pairs.extend(base.iter().filter(|(k, _)| *k != "limit").cloned());
+            let label = match format {
+                "csv" => "CSV",
+                "ndjson" => "JSON lines",
+                _ => "Coder JSON",
+            };
+            (
+                label,
+                format!("/manage/audit/export?{}", encode_query(&pairs)),
+            )
+        })
+        .collect();
+
+    let (rows, summary, newest_href, newer_href, older_href) = match (loaded.page, &parsed) {
+        (Some((page, count)), Ok(q)) => {
+            let first = q.cursor.is_none()
+                || (page.newer.is_none()
+                    && q.cursor.is_some_and(|c| c.direction == Direction::Newer));
+            let summary = summary(&page, count, q.cursor.is_none());
+            let link = |c: &crate::audit::filter::Cursor| {
+                let mut pairs = base.clone();
+                pairs.push(("cursor", c.to_string()));
+                href(&pairs)
+            };
+            let newest = (!first).then(|| href(&base));
+            let newer = page.newer.as_ref().map(link);
+            let older = page.older.as_ref().map(link);
+            let rows = page
+                .events
+                .into_iter()
+                .map(|e| {
+                    let mut view = EventView::from(e);
+                    view.user_href = with_filter(&base, "user", &view.username);
+                    view.target_href = with_filter(&base, "resource_target", &view.resource_target);
+                    view.request_href = with_filter(&base, "request_id", &view.request_id);
+                    view
+                })
+                .collect();
+            (rows, summary, newest, newer, older)
+        }
+        _ => (
+            Vec::new(),
+            "filters need attention".to_owned(),
+            None,
+            None,
+            None,
+        ),
+    };
+    let filtered = parsed.as_ref().map(|q| q.is_filtered()).unwrap_or(true);
+    let status = if has_errors {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
     };
     Ok(html(
-        StatusCode::OK,
+        status,
         &AuditPage {
             nav: Some(reader.0.nav()?),
             active: "audit",
             summary,
-            rows: events.into_iter().map(EventView::from).collect(),
+            exports,
+            general_errors,
+            err,
+            has_errors,
+            from_type: if is_plain_date(&form.from) {
+                "date"
+            } else {
+                "text"
+            },
+            to_type: if is_plain_date(&form.to) {
+                "date"
+            } else {
+                "text"
+            },
+            form,
+            resource_types: type_names
+                .into_iter()
+                .map(|t| Choice {
+                    selected: t == chosen_type,
+                    label: t.clone(),
+                    value: t,
+                    help: "",
+                })
+                .collect(),
+            actions,
+            targets: loaded.targets,
+            users: loaded.users,
+            page_sizes,
+            more_open,
+            filtered,
+            rows,
+            newest_href,
+            newer_href,
+            older_href,
         },
     ))
 }
 
+/// The page size to show as chosen: the parsed one, or what the URL said.
+fn query_limit(parsed: &Result<AuditQuery, Vec<ParamError>>, raw: &RawQuery) -> String {
+    match parsed {
+        Ok(q) => q.limit.to_string(),
+        Err(_) => raw
+            .limit
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map_or_else(|| DEFAULT_LIMIT.to_string(), str::to_owned),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::shorten;
+    use super::{shorten, thousands};
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(10_000), "10,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
 
     #[test]
     fn long_opaque_values_are_shortened_like_the_seed() {

@@ -1,0 +1,458 @@
+//! The filters of Manage > Audit, the export and the JSON API (CONTRACT.md,
+//! "Filters"), parsed and validated at the edge. `AuditQuery::parse` is the only
+//! way to build one, and every bad parameter comes back named.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+
+use super::Action;
+use super::event::parse_time;
+
+/// Rows per page when none is asked for.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// The most rows one page may hold.
+pub const MAX_LIMIT: u32 = 500;
+/// The page sizes the page offers.
+pub const PAGE_SIZES: [u32; 5] = [25, 50, 100, 250, 500];
+/// Longest accepted value of a text filter, in bytes.
+const MAX_VALUE_BYTES: usize = 1024;
+
+/// The query string as received: every parameter of CONTRACT.md, as text.
+/// Unknown parameters are refused, never silently ignored.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
+    pub resource_type: Option<String>,
+    pub action: Option<String>,
+    pub resource_target: Option<String>,
+    pub user: Option<String>,
+    pub resource_id: Option<String>,
+    pub request_id: Option<String>,
+    pub status: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub q: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// `status=success` (below 400) or `status=failure` (400 and above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    /// The name used in the query string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// Which events to show: every field is "any" when `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub resource_type: Option<String>,
+    pub action: Option<Action>,
+    pub resource_target: Option<String>,
+    pub user: Option<String>,
+    pub resource_id: Option<String>,
+    pub request_id: Option<String>,
+    pub status: Option<Outcome>,
+    /// Inclusive.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
+    /// Free text, matched against target, user, resource id and diff.
+    pub q: Option<String>,
+}
+
+/// Which way a cursor pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Events older than the position (the "Older" link, and the API's next page).
+    Older,
+    /// Events newer than the position (the "Newer" link).
+    Newer,
+}
+
+/// A position in the newest-first order: an event's (time, row id). Opaque to
+/// users; written as `o.<microseconds>.<id>` or `n.<microseconds>.<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub direction: Direction,
+    pub time: DateTime<Utc>,
+    pub id: i64,
+}
+
+impl Cursor {
+    /// Parses a cursor made by [`Cursor::to_string`].
+    pub fn parse(raw: &str) -> Option<Cursor> {
+        let mut parts = raw.split('.');
+        let direction = match parts.next()? {
+            "o" => Direction::Older,
+            "n" => Direction::Newer,
+            _ => return None,
+        };
+        let micros: i64 = parts.next()?.parse().ok()?;
+        let id: i64 = parts.next()?.parse().ok()?;
+        if parts.next().is_some() || id < 0 {
+            return None;
+        }
+        let time = DateTime::<Utc>::from_timestamp_micros(micros)?;
+        Some(Cursor {
+            direction,
+            time,
+            id,
+        })
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = match self.direction {
+            Direction::Older => 'o',
+            Direction::Newer => 'n',
+        };
+        write!(f, "{d}.{}.{}", self.time.timestamp_micros(), self.id)
+    }
+}
+
+/// A validated request for one page of events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub filter: Filter,
+    pub limit: u32,
+    pub cursor: Option<Cursor>,
+}
+
+/// One bad parameter and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamError {
+    /// The query parameter's name, e.g. `from`.
+    pub param: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for ParamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.param, self.message)
+    }
+}
+
+/// Turns `2026-03-01` (the start of that UTC day) or an RFC 3339 time into UTC.
+fn parse_bound(raw: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(day) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    parse_time(raw).map_err(|_| {
+        format!("'{raw}' is not a date (2026-03-01) or an RFC 3339 time (2026-03-01T12:00:00Z)")
+    })
+}
+
+impl AuditQuery {
+    /// Validates every parameter; an empty one means "any". All problems are
+    /// reported at once, each under its parameter's name.
+    pub fn parse(raw: &RawQuery) -> Result<AuditQuery, Vec<ParamError>> {
+        let mut errors = Vec::new();
+        let mut text = |param: &'static str, value: &Option<String>| -> Option<String> {
+            let v = value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+            if v.len() > MAX_VALUE_BYTES || v.chars().any(char::is_control) {
+                errors.push(ParamError {
+                    param,
+                    message: format!(
+                        "must be at most {MAX_VALUE_BYTES} bytes, without control characters"
+                    ),
+                });
+                return None;
+            }
+            Some(v.to_owned())
+        };
+        let resource_type = text("resource_type", &raw.resource_type);
+        let resource_target = text("resource_target", &raw.resource_target);
+        let user = text("user", &raw.user);
+        let resource_id = text("resource_id", &raw.resource_id);
+        let request_id = text("request_id", &raw.request_id);
+        let q = text("q", &raw.q);
+        let action_text = text("action", &raw.action);
+        let status_text = text("status", &raw.status);
+        let from_text = text("from", &raw.from);
+        let to_text = text("to", &raw.to);
+        let limit_text = text("limit", &raw.limit);
+        let cursor_text = text("cursor", &raw.cursor);
+
+        let action = action_text.and_then(|a| match a.parse::<Action>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                errors.push(ParamError {
+                    param: "action",
+                    message: e.to_string(),
+                });
+                None
+            }
+        });
+        let status = status_text.and_then(|s| match s.as_str() {
+            "success" => Some(Outcome::Success),
+            "failure" => Some(Outcome::Failure),
+            other => {
+                errors.push(ParamError {
+                    param: "status",
+                    message: format!("'{other}' is not a status (expected success or failure)"),
+                });
+                None
+            }
+        });
+        let mut bound = |param: &'static str, value: Option<String>| {
+            value.and_then(|v| match parse_bound(&v) {
+                Ok(t) => Some(t),
+                Err(message) => {
+                    errors.push(ParamError { param, message });
+                    None
+                }
+            })
+        };
+        let from = bound("from", from_text);
+        let to = bound("to", to_text);
+        if let (Some(f), Some(t)) = (from, to)
+            && t <= f
+        {
+            errors.push(ParamError {
+                param: "to",
+                message: "must be after from (from is inclusive, to is exclusive)".into(),
+            });
+        }
+        let limit = match limit_text {
+            None => DEFAULT_LIMIT,
+            Some(l) => match l.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    errors.push(ParamError {
+                        param: "limit",
+                        message: format!("'{l}' is not a page size from 1 to {MAX_LIMIT}"),
+                    });
+                    DEFAULT_LIMIT
+                }
+            },
+        };
+        let cursor = cursor_text.and_then(|c| match Cursor::parse(&c) {
+            Some(c) => Some(c),
+            None => {
+                errors.push(ParamError {
+                    param: "cursor",
+                    message:
+                        "is not a cursor from a page of this log (follow the Older/Newer links)"
+                            .into(),
+                });
+                None
+            }
+        });
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(AuditQuery {
+            filter: Filter {
+                resource_type,
+                action,
+                resource_target,
+                user,
+                resource_id,
+                request_id,
+                status,
+                from,
+                to,
+                q,
+            },
+            limit,
+            cursor,
+        })
+    }
+
+    /// The query-string pairs of the filter and page size (no cursor), for links
+    /// that keep the current view: paging, export, the form's own state.
+    pub fn filter_pairs(&self) -> Vec<(&'static str, String)> {
+        let f = &self.filter;
+        let mut pairs = Vec::new();
+        let mut push = |k: &'static str, v: Option<String>| {
+            if let Some(v) = v {
+                pairs.push((k, v));
+            }
+        };
+        push("resource_type", f.resource_type.clone());
+        push("action", f.action.map(|a| a.as_str().to_owned()));
+        push("resource_target", f.resource_target.clone());
+        push("user", f.user.clone());
+        push("resource_id", f.resource_id.clone());
+        push("request_id", f.request_id.clone());
+        push("status", f.status.map(|s| s.as_str().to_owned()));
+        push("from", f.from.map(format_bound));
+        push("to", f.to.map(format_bound));
+        push("q", f.q.clone());
+        if self.limit != DEFAULT_LIMIT {
+            pairs.push(("limit", self.limit.to_string()));
+        }
+        pairs
+    }
+
+    /// Whether any filter is set (the page size does not count).
+    pub fn is_filtered(&self) -> bool {
+        self.filter != Filter::default()
+    }
+}
+
+/// A bound as a user would write it: a date at midnight, else RFC 3339.
+pub fn format_bound(t: DateTime<Utc>) -> String {
+    if t.time() == chrono::NaiveTime::MIN {
+        t.format("%Y-%m-%d").to_string()
+    } else {
+        super::event::format_time(t)
+    }
+}
+
+/// Encodes pairs as a query string (`a=1&b=x%20y`), empty when there are none.
+pub fn encode_query(pairs: &[(&str, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(pairs: &[(&str, &str)]) -> RawQuery {
+        let qs = encode_query(
+            &pairs
+                .iter()
+                .map(|(k, v)| (*k, v.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        serde_urlencoded_like(&qs)
+    }
+
+    fn serde_urlencoded_like(qs: &str) -> RawQuery {
+        let mut r = RawQuery::default();
+        for (k, v) in url::form_urlencoded::parse(qs.as_bytes()) {
+            let v = Some(v.into_owned());
+            match &*k {
+                "resource_type" => r.resource_type = v,
+                "action" => r.action = v,
+                "resource_target" => r.resource_target = v,
+                "user" => r.user = v,
+                "resource_id" => r.resource_id = v,
+                "request_id" => r.request_id = v,
+                "status" => r.status = v,
+                "from" => r.from = v,
+                "to" => r.to = v,
+                "q" => r.q = v,
+                "limit" => r.limit = v,
+                "cursor" => r.cursor = v,
+                other => panic!("{other}"),
+            }
+        }
+        r
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<&'static str> {
+        AuditQuery::parse(&raw(pairs))
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.param)
+            .collect()
+    }
+
+    #[test]
+    fn empty_parameters_mean_any() {
+        let q = AuditQuery::parse(&raw(&[("action", ""), ("user", "  "), ("limit", "")])).unwrap();
+        assert_eq!(q.filter, Filter::default());
+        assert_eq!(q.limit, DEFAULT_LIMIT);
+        assert!(!q.is_filtered());
+    }
+
+    #[test]
+    fn every_bad_parameter_is_named() {
+        assert_eq!(params(&[("action", "read")]), ["action"]);
+        assert_eq!(params(&[("from", "yesterday")]), ["from"]);
+        assert_eq!(params(&[("to", "2026-02-30")]), ["to"]);
+        assert_eq!(
+            params(&[("from", "2026-03-02"), ("to", "2026-03-01")]),
+            ["to"]
+        );
+        assert_eq!(params(&[("limit", "0")]), ["limit"]);
+        assert_eq!(params(&[("limit", "501")]), ["limit"]);
+        assert_eq!(params(&[("limit", "ten")]), ["limit"]);
+        assert_eq!(params(&[("cursor", "abc")]), ["cursor"]);
+        assert_eq!(params(&[("status", "ok")]), ["status"]);
+        assert_eq!(
+            params(&[("action", "nope"), ("limit", "9999")]),
+            ["action", "limit"]
+        );
+    }
+
+    #[test]
+    fn dates_are_utc_days_and_times_are_exact() {
+        let q = AuditQuery::parse(&raw(&[
+            ("from", "2026-03-01"),
+            ("to", "2026-03-02T06:30:00+02:00"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            q.filter.from.unwrap().to_rfc3339(),
+            "2026-03-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            q.filter.to.unwrap().to_rfc3339(),
+            "2026-03-02T04:30:00+00:00"
+        );
+        assert_eq!(
+            q.filter_pairs(),
+            vec![
+                ("from", "2026-03-01".to_owned()),
+                ("to", "2026-03-02T04:30:00Z".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let c = Cursor {
+            direction: Direction::Older,
+            time: "2026-03-01T12:34:56.123456Z".parse().unwrap(),
+            id: 42,
+        };
+        assert_eq!(Cursor::parse(&c.to_string()), Some(c));
+        for bad in [
+            "",
+            "o",
+            "o.1",
+            "x.1.2",
+            "o.1.2.3",
+            "o.a.2",
+            "o.1.-2",
+            "o.99999999999999999999.1",
+        ] {
+            assert_eq!(Cursor::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn filter_pairs_rebuild_the_same_query() {
+        let pairs = [
+            ("resource_type", "workspace"),
+            ("action", "write"),
+            ("user", "alice"),
+            ("status", "failure"),
+            ("q", "a b&c"),
+            ("limit", "100"),
+        ];
+        let q = AuditQuery::parse(&raw(&pairs)).unwrap();
+        let again =
+            AuditQuery::parse(&serde_urlencoded_like(&encode_query(&q.filter_pairs()))).unwrap();
+        assert_eq!(again, q);
+    }
+}

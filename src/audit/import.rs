@@ -1,0 +1,175 @@
+//! Loading events from the interchange format (NDJSON), in batches through the
+//! one write path. A bad line is refused with its number and reason; it never
+//! stops or corrupts the rest.
+
+use std::io::BufRead;
+use std::sync::mpsc;
+
+use chrono::Utc;
+
+use super::{EventInput, NewEvent, store};
+use crate::db::events::OnConflict;
+use crate::db::{DbConn, DbError};
+
+/// Events per transaction.
+pub const BATCH: usize = 5_000;
+
+/// One refused line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 1-based line number in the input.
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Non-empty lines read.
+    pub read: u64,
+    pub stored: u64,
+    pub already_present: u64,
+    pub refused: Vec<Refusal>,
+}
+
+impl std::fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "read {} events: {} stored, {} already present, {} refused",
+            self.read,
+            self.stored,
+            self.already_present,
+            self.refused.len()
+        )
+    }
+}
+
+/// Progress reports: bytes read so far and the running summary.
+pub trait Progress {
+    fn update(&mut self, bytes_read: u64, summary: &ImportSummary);
+}
+
+impl Progress for () {
+    fn update(&mut self, _: u64, _: &ImportSummary) {}
+}
+
+struct Parsed {
+    events: Vec<NewEvent>,
+    lines: Vec<u64>,
+    refused: Vec<Refusal>,
+    read: u64,
+    bytes: u64,
+}
+
+/// Reads NDJSON from `input` and stores it. Parsing runs on its own thread
+/// while the previous batch is written, so both cores are busy.
+pub fn import(
+    conn: &mut DbConn,
+    input: impl BufRead + Send,
+    progress: &mut dyn Progress,
+) -> Result<ImportSummary, ImportError> {
+    let mut summary = ImportSummary::default();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<Result<Parsed, std::io::Error>>(2);
+        scope.spawn(move || parse_batches(input, tx));
+        for batch in rx {
+            let batch = batch.map_err(ImportError::Read)?;
+            summary.read += batch.read;
+            summary.refused.extend(batch.refused);
+            let outcome = store::store_batch(conn, &batch.events, OnConflict::SkipEvent)?;
+            summary.stored += outcome.stored.len() as u64;
+            summary.already_present += outcome.already_present.len() as u64;
+            for i in outcome.conflicts {
+                summary.refused.push(Refusal {
+                    line: batch.lines[i],
+                    reason: format!(
+                        "id {} is already stored with different content",
+                        batch.events[i].event.id
+                    ),
+                });
+            }
+            progress.update(batch.bytes, &summary);
+        }
+        summary.refused.sort_by_key(|r| r.line);
+        Ok(summary)
+    })
+}
+
+fn parse_batches(mut input: impl BufRead, tx: mpsc::SyncSender<Result<Parsed, std::io::Error>>) {
+    let mut line_no = 0u64;
+    let mut bytes = 0u64;
+    let mut buf = String::new();
+    loop {
+        let mut batch = Parsed {
+            events: Vec::with_capacity(BATCH),
+            lines: Vec::with_capacity(BATCH),
+            refused: Vec::new(),
+            read: 0,
+            bytes: 0,
+        };
+        let now = Utc::now();
+        let mut eof = false;
+        while batch.events.len() < BATCH {
+            buf.clear();
+            match input.read_line(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => bytes += n as u64,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+            line_no += 1;
+            let line = buf.trim();
+            if line.is_empty() {
+                continue;
+            }
+            batch.read += 1;
+            match EventInput::from_json(line).and_then(|e| e.validate(now)) {
+                Ok(event) => {
+                    batch.events.push(event);
+                    batch.lines.push(line_no);
+                }
+                Err(e) => batch.refused.push(Refusal {
+                    line: line_no,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        batch.bytes = bytes;
+        if tx.send(Ok(batch)).is_err() || eof {
+            return;
+        }
+    }
+}
+
+/// Why an import stopped.
+#[derive(Debug)]
+pub enum ImportError {
+    Read(std::io::Error),
+    Db(DbError),
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Read(e) => write!(f, "cannot read the input: {e}"),
+            Self::Db(e) => write!(
+                f,
+                "{e} (every batch before this one is stored; running the import again skips them)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+impl From<DbError> for ImportError {
+    fn from(e: DbError) -> Self {
+        Self::Db(e)
+    }
+}

@@ -1,0 +1,131 @@
+//! Reading pages of events for the page, the export and the API: keyset paging
+//! along the (…, time, id) indexes, never OFFSET, and a capped count.
+
+use chrono::{DateTime, Utc};
+
+use super::Event;
+use super::filter::{AuditQuery, Cursor, Direction, Filter, Outcome};
+use super::store::{LoadError, from_row};
+use crate::db::DbConn;
+use crate::db::events::{self as rows, Criteria, EventRow, Position};
+
+/// The count is never taken further than this ("10,000+").
+pub const COUNT_CAP: i64 = 10_000;
+
+/// How many events match: exactly, or "more than the cap".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchCount {
+    Exactly(i64),
+    AtLeast(i64),
+}
+
+/// One page of events, newest first, with the cursors to its neighbours.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub events: Vec<Event>,
+    /// The next page towards older events, if there is one.
+    pub older: Option<Cursor>,
+    /// The next page towards newer events, if this is not the newest page.
+    pub newer: Option<Cursor>,
+}
+
+/// The filter in the database's terms.
+pub fn criteria(filter: &Filter) -> Criteria {
+    Criteria {
+        resource_type: filter.resource_type.clone(),
+        action: filter.action.map(|a| a.as_str().to_owned()),
+        resource_target: filter.resource_target.clone(),
+        actor_username: filter.user.clone(),
+        resource_id: filter.resource_id.clone(),
+        request_id: filter.request_id.clone(),
+        failed: filter.status.map(|s| s == Outcome::Failure),
+        from: filter.from.map(|t| t.naive_utc()),
+        to: filter.to.map(|t| t.naive_utc()),
+        text_pattern: filter.q.as_deref().map(like_pattern),
+    }
+}
+
+/// `%text%` in lowercase, with LIKE's wildcards in the text escaped.
+fn like_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+fn cursor(direction: Direction, row: &EventRow) -> Cursor {
+    Cursor {
+        direction,
+        time: DateTime::<Utc>::from_naive_utc_and_offset(row.time, Utc),
+        id: row.id,
+    }
+}
+
+/// Reads the page that `query` asks for.
+pub fn fetch_page(conn: &mut DbConn, query: &AuditQuery) -> Result<Page, LoadError> {
+    let criteria = criteria(&query.filter);
+    let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+    let position = query.cursor.map(|c| Position {
+        time: c.time.naive_utc(),
+        id: c.id,
+        newer: c.direction == Direction::Newer,
+    });
+    // One row more than shown tells whether another page follows.
+    let mut found = rows::page(conn, &criteria, position, i64::from(query.limit) + 1)?;
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let (older, newer) = match query.cursor.map(|c| c.direction) {
+        None => (
+            more.then(|| found.last().map(|r| cursor(Direction::Older, r)))
+                .flatten(),
+            None,
+        ),
+        Some(Direction::Older) => (
+            more.then(|| found.last().map(|r| cursor(Direction::Older, r)))
+                .flatten(),
+            found.first().map(|r| cursor(Direction::Newer, r)),
+        ),
+        Some(Direction::Newer) => {
+            found.reverse();
+            (
+                found.last().map(|r| cursor(Direction::Older, r)),
+                more.then(|| found.first().map(|r| cursor(Direction::Newer, r)))
+                    .flatten(),
+            )
+        }
+    };
+    let events = found
+        .into_iter()
+        .map(|r| from_row(r).map_err(LoadError::Corrupt))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page {
+        events,
+        older,
+        newer,
+    })
+}
+
+/// Counts the matching events up to [`COUNT_CAP`].
+pub fn count_matching(conn: &mut DbConn, filter: &Filter) -> Result<MatchCount, LoadError> {
+    let n = rows::count_capped(conn, &criteria(filter), COUNT_CAP + 1)?;
+    Ok(if n > COUNT_CAP {
+        MatchCount::AtLeast(COUNT_CAP)
+    } else {
+        MatchCount::Exactly(n)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn free_text_wildcards_are_taken_literally() {
+        assert_eq!(like_pattern("50%_Off\\"), "%50\\%\\_off\\\\%");
+    }
+}
