@@ -18,6 +18,10 @@ document.addEventListener("DOMContentLoaded", () => {
       el.addEventListener("change", () => submitClean(form));
     }
     form.addEventListener("submit", (ev) => { ev.preventDefault(); submitClean(form); });
+    // Back and Forward may restore the page as it was left, with a choice
+    // made just before leaving still showing: reset the form to what the
+    // server rendered for this URL.
+    window.addEventListener("pageshow", () => form.reset());
   }
 });
 
@@ -28,5 +32,6 @@ function submitClean(form) {
     if (v !== "" && !(k === "limit" && v === "50")) params.append(k, v);
   }
   const qs = params.toString();
-  window.location.assign(form.action + (qs ? "?" + qs : ""));
+  // getAttribute: form.action would be the field named "action".
+  window.location.assign(form.getAttribute("action") + (qs ? "?" + qs : ""));
 }

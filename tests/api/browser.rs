@@ -154,3 +154,97 @@ async fn screenshots() {
     browser.click("button[type=submit]").await;
     shoot("403".into()).await;
 }
+
+/// The action and user of every row on the page, top to bottom.
+fn rows(page: &str) -> Vec<(String, String)> {
+    let grab = |from: &str, marker: &str| -> Option<String> {
+        let at = from.find(marker)? + marker.len();
+        let rest = &from[at..];
+        let start = rest.find('>')? + 1;
+        Some(rest[start..start + rest[start..].find('<')?].to_owned())
+    };
+    page.split("<tr>")
+        .skip(1)
+        .filter_map(|row| Some((grab(row, "class=\"action\"")?, grab(row, "<strong")?)))
+        .collect()
+}
+
+#[actix_web::test]
+async fn filters_change_the_url_and_rows_and_survive_reload_back_and_forward() {
+    let Some(browser) = Browser::start("the browser filter test").await else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let sample = auditdesk::audit::demo::sample(chrono::Utc::now());
+    auditdesk::audit::store::store_batch(
+        &mut app.conn(),
+        &sample,
+        auditdesk::db::events::OnConflict::RefuseBatch,
+    )
+    .unwrap();
+    app.add_user("ann", Role::Auditor, PW);
+    browser.goto(&app.url("/login")).await;
+    browser.type_into("#username", "ann").await;
+    browser.type_into("#password", PW).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url("/manage/audit").await;
+    let unfiltered = rows(&browser.source().await);
+    assert_eq!(unfiltered.len(), 50);
+
+    browser
+        .click("#f-resource_type option[value=workspace]")
+        .await;
+    browser.wait_for_url("resource_type=workspace").await;
+    browser.click("#f-action option[value=ssh]").await;
+    browser.wait_for_url("action=ssh").await;
+    let by_action = rows(&browser.source().await);
+    assert!(
+        !by_action.is_empty() && by_action.iter().all(|(a, _)| a == "ssh"),
+        "{by_action:?}"
+    );
+
+    browser.type_into("#f-user", "alice\u{E007}").await;
+    browser.wait_for_url("user=alice").await;
+    browser.click("#f-status option[value=success]").await;
+    let url = browser.wait_for_url("status=success").await;
+    let filtered = rows(&browser.source().await);
+    assert!(!filtered.is_empty());
+    assert!(
+        filtered.iter().all(|(a, u)| a == "ssh" && u == "alice"),
+        "{filtered:?}"
+    );
+    let form_state = async || {
+        (
+            browser.property("#f-resource_type", "value").await,
+            browser.property("#f-action", "value").await,
+            browser.property("#f-user", "value").await,
+            browser.property("#f-status", "value").await,
+        )
+    };
+    let expected_form = (
+        "workspace".to_owned(),
+        "ssh".to_owned(),
+        "alice".to_owned(),
+        "success".to_owned(),
+    );
+    assert_eq!(form_state().await, expected_form);
+
+    browser.refresh().await;
+    assert_eq!(browser.url().await, url, "reload keeps the view");
+    assert_eq!(rows(&browser.source().await), filtered);
+    assert_eq!(form_state().await, expected_form);
+
+    browser.back().await;
+    let before_status = browser.wait_for_url("user=alice").await;
+    assert!(!before_status.contains("status="), "{before_status}");
+    assert_eq!(browser.property("#f-status", "value").await, "");
+    browser.forward().await;
+    assert_eq!(browser.wait_for_url("status=success").await, url);
+    assert_eq!(rows(&browser.source().await), filtered);
+    assert_eq!(form_state().await, expected_form);
+
+    browser.click(".clear").await;
+    browser.wait_for_url("/manage/audit").await;
+    assert!(!browser.url().await.contains('?'));
+    assert_eq!(rows(&browser.source().await), unfiltered);
+}

@@ -331,3 +331,104 @@ async fn serve_answers_health_checks(backend: Backend) {
 }
 
 both_backends!(serve_answers_health_checks);
+
+async fn import_stores_good_lines_names_bad_ones_and_is_idempotent(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let good = |n: u32| {
+        format!(
+            r#"{{"id":"00000000-0000-4000-8000-{n:012}","time":"2026-03-01T12:00:00.5Z","user":{{"username":"u{n}","email":"u{n}@example.com"}},"action":"open","resource_type":"workspace","resource_id":"ws-{n}","resource_target":"w{n}","diff":{{}},"ip":"192.0.2.1","user_agent":"x","status_code":200,"request_id":"r{n}"}}"#
+        )
+    };
+    let lines = [
+        good(1),
+        "{not json".to_owned(),
+        good(2),
+        String::new(),
+        r#"{"user":{"username":"x"},"action":"read","resource_type":"t"}"#.to_owned(),
+        good(3),
+    ];
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let path = file.to_str().unwrap();
+
+    let first = auditdesk(&db, &["import", path], "");
+    assert!(
+        !first.status.success(),
+        "refused lines make the exit status non-zero"
+    );
+    let err = stderr(&first);
+    assert!(err.contains("line 2: event:"), "{err}");
+    assert!(
+        err.contains("line 5: action: unknown action 'read'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("read 5 events: 3 stored, 0 already present, 2 refused"),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .last()
+            .unwrap()
+            .starts_with("auditdesk: error: 2 line(s) refused"),
+        "{err}"
+    );
+    assert_eq!(events::count_all(&mut db.connect()).unwrap(), 3);
+
+    let good_only = dir.path().join("good.ndjson");
+    std::fs::write(
+        &good_only,
+        format!("{}\n{}\n{}\n", good(1), good(2), good(4)),
+    )
+    .unwrap();
+    let again = auditdesk(&db, &["import", good_only.to_str().unwrap()], "");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("read 3 events: 1 stored, 2 already present, 0 refused"),
+        "{}",
+        stderr(&again)
+    );
+
+    let from_stdin = auditdesk(&db, &["import", "-"], &format!("{}\n", good(5)));
+    assert!(from_stdin.status.success());
+    assert!(stderr(&from_stdin).contains("1 stored"));
+    assert_eq!(events::count_all(&mut db.connect()).unwrap(), 5);
+
+    assert_one_line_error(
+        &auditdesk(&db, &["import", "/no/such/file"], ""),
+        "cannot open /no/such/file",
+    );
+}
+
+async fn demo_fills_an_instance_once(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let first = auditdesk(&db, &["demo"], "");
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("demo: 3000 sample events stored"),
+        "{}",
+        stderr(&first)
+    );
+    let second = auditdesk(&db, &["demo"], "");
+    let err = stderr(&second);
+    // Within the same hour the sample is the same; across an hour it is a new one.
+    assert!(
+        err.contains("0 sample events stored, 3000 already present")
+            || err.contains("3000 sample events stored"),
+        "{err}"
+    );
+    let mut conn = db.connect();
+    assert!(events::count_all(&mut conn).unwrap() >= 3000);
+    let types = events::resource_types(&mut conn).unwrap();
+    assert!(types.len() >= 8, "a varied sample: {types:?}");
+}
+
+both_backends!(
+    import_stores_good_lines_names_bad_ones_and_is_idempotent,
+    demo_fills_an_instance_once
+);

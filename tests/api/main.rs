@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real application over real databases.
 
+mod audit_page;
 mod auth;
 mod browser;
 mod cli;

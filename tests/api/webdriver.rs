@@ -165,15 +165,31 @@ impl Browser {
             .to_owned()
     }
 
+    /// The element matching `css`, waiting up to 10 s for it (a script may
+    /// still be loading the next page).
     async fn element(&self, css: &str) -> String {
-        let v = self
-            .call(
-                reqwest::Method::POST,
-                "/element",
-                Some(json!({"using": "css selector", "value": css})),
-            )
-            .await;
-        v[ELEMENT_KEY].as_str().unwrap().to_owned()
+        let url = format!("{}/session/{}/element", self.driver.base, self.session);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v: Value = self
+                .driver
+                .http
+                .post(&url)
+                .json(&json!({"using": "css selector", "value": css}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(id) = v["value"][ELEMENT_KEY].as_str() {
+                return id.to_owned();
+            }
+            if Instant::now() > deadline {
+                panic!("no element {css}: {}", v["value"]);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Types into the field matching `css`.
@@ -196,6 +212,34 @@ impl Browser {
             Some(json!({})),
         )
         .await;
+    }
+
+    /// Presses the browser's Forward button.
+    pub async fn forward(&self) {
+        self.call(reqwest::Method::POST, "/forward", Some(json!({})))
+            .await;
+    }
+
+    /// Reloads the page.
+    pub async fn refresh(&self) {
+        self.call(reqwest::Method::POST, "/refresh", Some(json!({})))
+            .await;
+    }
+
+    /// A DOM property of the element matching `css` (e.g. a field's `value`).
+    pub async fn property(&self, css: &str, name: &str) -> String {
+        let id = self.element(css).await;
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/element/{id}/property/{name}"),
+                None,
+            )
+            .await;
+        match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }
     }
 
     /// Presses the browser's Back button.

@@ -1,0 +1,399 @@
+//! Manage > Audit: filters, paging, the form's state, bad input, escaping;
+//! and the importer and demo that fill it.
+
+use auditdesk::audit::{EventInput, NewEvent, store};
+use auditdesk::auth::Role;
+use auditdesk::db::events::OnConflict;
+use chrono::{DateTime, Duration, Utc};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp};
+
+const PW: &str = "correct horse battery";
+
+/// One known event: the fields a filter can look at.
+#[derive(Clone, Debug)]
+struct Known {
+    i: usize,
+    time: DateTime<Utc>,
+    user: &'static str,
+    action: &'static str,
+    resource_type: &'static str,
+    target: String,
+    resource_id: String,
+    request_id: String,
+    status: u16,
+    needle: Option<String>,
+}
+
+fn known() -> Vec<Known> {
+    let start: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().unwrap();
+    (0..30)
+        .map(|i| {
+            let action = ["open", "write", "login", "ssh", "create"][i % 5];
+            Known {
+                i,
+                time: start + Duration::hours(i as i64),
+                user: ["alice", "bob", "carol"][i % 3],
+                action,
+                resource_type: if action == "login" {
+                    "user"
+                } else {
+                    "workspace"
+                },
+                target: format!("target-{}", i % 4),
+                resource_id: format!("r{i:02}"),
+                request_id: format!("req-{}", i % 6),
+                status: if i % 7 == 0 { 401 } else { 200 },
+                needle: (action == "write").then(|| format!("needle-{i}")),
+            }
+        })
+        .collect()
+}
+
+fn to_event(k: &Known) -> NewEvent {
+    let diff = match &k.needle {
+        Some(n) => format!(r#"{{"description":{{"old":"before","new":"{n}","secret":false}}}}"#),
+        None => "{}".to_owned(),
+    };
+    let json = format!(
+        r#"{{"id":"00000000-0000-4000-8000-{:012}","time":"{}","user":{{"username":"{}","email":"{}@example.com"}},
+        "action":"{}","resource_type":"{}","resource_id":"{}","resource_target":"{}","diff":{diff},
+        "ip":"192.0.2.1","user_agent":"test","status_code":{},"request_id":"{}"}}"#,
+        k.i,
+        k.time.to_rfc3339(),
+        k.user,
+        k.user,
+        k.action,
+        k.resource_type,
+        k.resource_id,
+        k.target,
+        k.status,
+        k.request_id
+    );
+    EventInput::from_json(&json)
+        .unwrap()
+        .validate(Utc::now())
+        .unwrap()
+}
+
+/// An app with the known events and a logged-in auditor.
+async fn app_with_known_events(backend: Backend) -> Option<TestApp> {
+    let app = TestApp::spawn(backend).await?;
+    let events: Vec<NewEvent> = known().iter().map(to_event).collect();
+    store::store_batch(&mut app.conn(), &events, OnConflict::RefuseBatch).unwrap();
+    app.add_user("ann", Role::Auditor, PW);
+    assert_eq!(app.login("ann", PW).await.status(), 303);
+    Some(app)
+}
+
+/// The resource ids of the rows on a page, top to bottom.
+fn row_ids(page: &str) -> Vec<String> {
+    let marker = "title=\"Resource ID\">";
+    page.match_indices(marker)
+        .map(|(at, _)| {
+            let rest = &page[at + marker.len()..];
+            rest[..rest.find('<').unwrap()].to_owned()
+        })
+        .filter(|id| id.starts_with('r'))
+        .collect()
+}
+
+fn expected(pred: impl Fn(&Known) -> bool) -> Vec<String> {
+    let mut ks: Vec<Known> = known().into_iter().filter(|k| pred(k)).collect();
+    ks.sort_by(|a, b| b.time.cmp(&a.time));
+    ks.into_iter().map(|k| k.resource_id).collect()
+}
+
+async fn ids_at(app: &TestApp, query: &str) -> Vec<String> {
+    let r = app.get(&format!("/manage/audit?limit=500&{query}")).await;
+    assert_eq!(r.status(), 200, "{query}");
+    row_ids(&r.text().await.unwrap())
+}
+
+async fn each_filter_alone_and_combined_gives_exactly_the_right_events(backend: Backend) {
+    let Some(app) = app_with_known_events(backend).await else {
+        return;
+    };
+    let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&Known) -> bool>)> = vec![
+        ("", Box::new(|_| true)),
+        (
+            "resource_type=user",
+            Box::new(|k| k.resource_type == "user"),
+        ),
+        ("action=write", Box::new(|k| k.action == "write")),
+        (
+            "resource_target=target-1",
+            Box::new(|k| k.target == "target-1"),
+        ),
+        ("user=bob", Box::new(|k| k.user == "bob")),
+        ("resource_id=r05", Box::new(|k| k.resource_id == "r05")),
+        ("request_id=req-2", Box::new(|k| k.request_id == "req-2")),
+        ("status=failure", Box::new(|k| k.status >= 400)),
+        ("status=success", Box::new(|k| k.status < 400)),
+        (
+            "from=2026-03-01T05:00:00Z&to=2026-03-02",
+            Box::new(move |k| {
+                k.time >= t("2026-03-01T05:00:00Z") && k.time < t("2026-03-02T00:00:00Z")
+            }),
+        ),
+        (
+            "from=2026-03-02",
+            Box::new(move |k| k.time >= t("2026-03-02T00:00:00Z")),
+        ),
+        (
+            "q=NEEDLE-1",
+            Box::new(|k| k.needle.as_deref().is_some_and(|n| n.contains("needle-1"))),
+        ),
+        ("q=target-3", Box::new(|k| k.target == "target-3")),
+        (
+            "user=bob&action=write",
+            Box::new(|k| k.user == "bob" && k.action == "write"),
+        ),
+        (
+            "user=alice&status=failure&to=2026-03-01T22:00:00Z",
+            Box::new(move |k| {
+                k.user == "alice" && k.status >= 400 && k.time < t("2026-03-01T22:00:00Z")
+            }),
+        ),
+        (
+            "resource_type=workspace&resource_target=target-2&action=ssh",
+            Box::new(|k| {
+                k.resource_type == "workspace" && k.target == "target-2" && k.action == "ssh"
+            }),
+        ),
+        ("user=nobody", Box::new(|_| false)),
+    ];
+    for (query, pred) in cases {
+        let want = expected(pred);
+        assert_eq!(ids_at(&app, query).await, want, "filter {query:?}");
+    }
+    let empty = app
+        .get("/manage/audit?user=nobody")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        empty.contains("No events match these filters.") && empty.contains("Clear the filters")
+    );
+}
+
+async fn paging_by_cursor_visits_every_matching_event_once(backend: Backend) {
+    let Some(app) = app_with_known_events(backend).await else {
+        return;
+    };
+    for query in ["limit=4", "limit=4&user=alice", "limit=7&status=success"] {
+        let mut url = format!("/manage/audit?{query}");
+        let mut seen = Vec::new();
+        let mut pages = Vec::new();
+        loop {
+            let page = app.get(&url).await.text().await.unwrap();
+            let ids = row_ids(&page);
+            assert!(
+                !ids.is_empty() && ids.len() <= query[6..7].parse::<usize>().unwrap(),
+                "{url}"
+            );
+            seen.extend(ids);
+            pages.push(url.clone());
+            match link(&page, "next") {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        let pred: Box<dyn Fn(&Known) -> bool> = match query {
+            "limit=4&user=alice" => Box::new(|k| k.user == "alice"),
+            "limit=7&status=success" => Box::new(|k| k.status < 400),
+            _ => Box::new(|_| true),
+        };
+        assert_eq!(
+            seen,
+            expected(pred),
+            "every event once, newest first: {query}"
+        );
+
+        // Back towards the newest with "Newer": the same pages in reverse.
+        let last = app.get(pages.last().unwrap()).await.text().await.unwrap();
+        let mut back = Vec::new();
+        let mut url = link(&last, "prev");
+        while let Some(u) = url {
+            let page = app.get(&u).await.text().await.unwrap();
+            back.push(row_ids(&page));
+            url = link(&page, "prev");
+        }
+        assert_eq!(back.len(), pages.len() - 1, "{query}");
+        let first = row_ids(&app.get(&pages[0]).await.text().await.unwrap());
+        assert_eq!(
+            back.last().cloned(),
+            if pages.len() > 1 { Some(first) } else { None },
+            "Newer leads back to the first page"
+        );
+    }
+}
+
+/// The href of the pager link with this `rel`, unescaped.
+fn link(page: &str, rel: &str) -> Option<String> {
+    let marker = format!("\" rel=\"{rel}\"");
+    let end = page.find(&marker)?;
+    let start = page[..end].rfind("href=\"")? + 6;
+    Some(page[start..end].replace("&amp;", "&").replace("&#38;", "&"))
+}
+
+async fn the_form_shows_the_choices_from_the_url(backend: Backend) {
+    let Some(app) = app_with_known_events(backend).await else {
+        return;
+    };
+    let page = app
+        .get("/manage/audit?resource_type=workspace&action=write&resource_target=target-1&user=bob&status=success&from=2026-03-01&to=2026-03-03&q=needle&limit=100")
+        .await
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        r#"<option value="workspace" selected>"#,
+        r#"<option value="write" title="The user made a change to an entity (e.g. workspace, user, resource pool)" selected>"#,
+        r#"value="target-1""#,
+        r#"value="bob""#,
+        r#"<option value="success" selected>"#,
+        r#"type="date" value="2026-03-01""#,
+        r#"type="date" value="2026-03-03""#,
+        r#"value="needle""#,
+        r#"<option value="100" selected>"#,
+        r#"<details class="more-filters" open>"#,
+    ] {
+        assert!(page.contains(needle), "missing {needle}");
+    }
+    // The dropdowns and suggestions come from the data.
+    let bare = app.get("/manage/audit").await.text().await.unwrap();
+    assert!(bare.contains(r#"<option value="user">user</option>"#));
+    assert!(bare.contains(r#"<option value="target-3"></option>"#));
+    assert!(bare.contains(r#"<option value="carol"></option>"#));
+    // 30 known events, plus the auditor's creation and login.
+    assert!(
+        bare.contains("1–32 of 32 events"),
+        "a count on the first page"
+    );
+    // A click on a row's user filters by it, keeping the other filters.
+    let filtered = app
+        .get("/manage/audit?action=write")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        filtered.contains(r#"href="/manage/audit?action=write&#38;user=bob""#)
+            || filtered.contains(r#"href="/manage/audit?action=write&amp;user=bob""#)
+    );
+}
+
+async fn bad_parameters_get_400_naming_the_field_and_keep_the_rest(backend: Backend) {
+    let Some(app) = app_with_known_events(backend).await else {
+        return;
+    };
+    let cases = [
+        ("action=read&user=bob", "unknown action &#39;read&#39;"),
+        ("from=yesterday&user=bob", "is not a date"),
+        (
+            "from=2026-03-05&to=2026-03-01&user=bob",
+            "must be after from",
+        ),
+        ("cursor=garbage&user=bob", "is not a cursor"),
+        ("limit=0&user=bob", "is not a page size from 1 to 500"),
+        ("limit=501&user=bob", "is not a page size from 1 to 500"),
+        ("status=maybe&user=bob", "is not a status"),
+    ];
+    for (query, message) in cases {
+        let r = app.get(&format!("/manage/audit?{query}")).await;
+        assert_eq!(r.status(), 400, "{query}");
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("class=\"field-error\""),
+            "{query}: the problem is shown next to its field"
+        );
+        assert!(
+            page.contains(message) || page.contains(&message.replace("&#39;", "'")),
+            "{query}: {page}"
+        );
+        assert!(
+            page.contains(r#"value="bob""#),
+            "{query}: the other filters are kept"
+        );
+        assert!(
+            row_ids(&page).is_empty(),
+            "{query}: no rows from a half-applied filter"
+        );
+    }
+    let r = app.get("/manage/audit?colour=red").await;
+    assert_eq!(
+        r.status(),
+        400,
+        "an unknown parameter is refused, not ignored"
+    );
+    assert!(r.text().await.unwrap().contains("colour"));
+}
+
+async fn hostile_values_render_as_text(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let evil = "<script>alert(1)</script>";
+    let json = format!(
+        r#"{{"user":{{"username":"{evil}","email":"{evil}"}},"action":"write","resource_type":"{evil}",
+        "resource_id":"{evil}","resource_target":"{evil}","diff":{{"{evil}":{{"old":"{evil}","new":"{evil}","secret":false}}}},
+        "user_agent":"{evil}","request_id":"{evil}"}}"#
+    );
+    let e = EventInput::from_json(&json)
+        .unwrap()
+        .validate(Utc::now())
+        .unwrap();
+    store::store_batch(&mut app.conn(), &[e], OnConflict::RefuseBatch).unwrap();
+    app.add_user("ann", Role::Auditor, PW);
+    app.login("ann", PW).await;
+    for url in [
+        "/manage/audit",
+        "/manage/audit?user=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+    ] {
+        let page = app.get(url).await.text().await.unwrap();
+        assert!(!page.contains(evil), "{url}: raw markup leaked");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                || page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+            "{url}: {page}"
+        );
+    }
+}
+
+async fn secrets_show_as_stars_and_long_values_are_shortened_with_the_full_value_kept(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let json = r#"{"user":{"username":"root"},"action":"write","resource_type":"oauth_configs","resource_target":"GitHub",
+        "diff":{"client_secret":{"old":"hunter2-old","new":"hunter2-new","secret":true},
+                "client_id":{"old":"0fb2c4e1a9d35b7f8e6c2a1d9b3e7a4a","new":"5e1d9c0b7a6f4e3d2c1b0a9f8e7d6c5b","secret":false}}}"#;
+    let e = EventInput::from_json(json)
+        .unwrap()
+        .validate(Utc::now())
+        .unwrap();
+    store::store_batch(&mut app.conn(), &[e], OnConflict::RefuseBatch).unwrap();
+    app.add_user("ann", Role::Auditor, PW);
+    app.login("ann", PW).await;
+    let page = app.get("/manage/audit").await.text().await.unwrap();
+    assert!(page.contains("******") && !page.contains("hunter2"));
+    assert!(page.contains(">0fb2...7a4a<"), "shortened like the seed");
+    assert!(
+        page.contains("<code>0fb2c4e1a9d35b7f8e6c2a1d9b3e7a4a</code>"),
+        "the full value is on the page"
+    );
+}
+
+both_backends!(
+    each_filter_alone_and_combined_gives_exactly_the_right_events,
+    paging_by_cursor_visits_every_matching_event_once,
+    the_form_shows_the_choices_from_the_url,
+    bad_parameters_get_400_naming_the_field_and_keep_the_rest,
+    hostile_values_render_as_text,
+    secrets_show_as_stars_and_long_values_are_shortened_with_the_full_value_kept,
+);
