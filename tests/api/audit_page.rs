@@ -99,9 +99,12 @@ fn row_ids(page: &str) -> Vec<String> {
         .collect()
 }
 
+/// Which known events a filter should return.
+type Predicate = Box<dyn Fn(&Known) -> bool>;
+
 fn expected(pred: impl Fn(&Known) -> bool) -> Vec<String> {
     let mut ks: Vec<Known> = known().into_iter().filter(|k| pred(k)).collect();
-    ks.sort_by(|a, b| b.time.cmp(&a.time));
+    ks.sort_by_key(|k| std::cmp::Reverse(k.time));
     ks.into_iter().map(|k| k.resource_id).collect()
 }
 
@@ -116,7 +119,7 @@ async fn each_filter_alone_and_combined_gives_exactly_the_right_events(backend: 
         return;
     };
     let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&Known) -> bool>)> = vec![
+    let cases: Vec<(&str, Predicate)> = vec![
         ("", Box::new(|_| true)),
         (
             "resource_type=user",
@@ -202,7 +205,7 @@ async fn paging_by_cursor_visits_every_matching_event_once(backend: Backend) {
                 None => break,
             }
         }
-        let pred: Box<dyn Fn(&Known) -> bool> = match query {
+        let pred: Predicate = match query {
             "limit=4&user=alice" => Box::new(|k| k.user == "alice"),
             "limit=7&status=success" => Box::new(|k| k.status < 400),
             _ => Box::new(|_| true),
