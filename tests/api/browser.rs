@@ -110,17 +110,13 @@ async fn screenshots() {
     app.add_user("root", Role::SiteManager, PW);
     app.add_user("mia", Role::Member, PW);
     app.add_user("ann", Role::Auditor, PW);
-    if let Ok(extra) = std::env::var("AUDITDESK_SCREENSHOT_EVENTS") {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_auditdesk"))
-            .args(["import", &extra, "--database-url", &app.db.url_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let sample = auditdesk::audit::demo::sample(chrono::Utc::now());
+    auditdesk::audit::store::store_batch(
+        &mut app.conn(),
+        &sample,
+        auditdesk::db::events::OnConflict::RefuseBatch,
+    )
+    .unwrap();
     browser.goto(&app.url("/login")).await;
     shoot("login".into()).await;
     browser.type_into("#username", "root").await;
@@ -137,16 +133,24 @@ async fn screenshots() {
     shoot("audit".into()).await;
     browser.goto(&app.url("/manage/users")).await;
     shoot("users".into()).await;
-    for (name, query) in std::env::var("AUDITDESK_SCREENSHOT_QUERIES")
-        .unwrap_or_default()
-        .split_whitespace()
-        .enumerate()
-    {
+    for (name, query) in [
+        (
+            "audit-filtered",
+            "resource_type=workspace&action=ssh&user=alice",
+        ),
+        ("audit-400", "action=read&from=2026-13-01&user=alice"),
+        ("audit-empty", "user=nobody-at-all"),
+    ] {
         browser
             .goto(&app.url(&format!("/manage/audit?{query}")))
             .await;
-        shoot(format!("audit-q{name}")).await;
+        shoot(name.into()).await;
     }
+    browser
+        .goto(&app.url("/manage/audit?resource_type=oauth_configs&action=write"))
+        .await;
+    browser.click(".events details summary").await;
+    shoot("audit-diff".into()).await;
     browser.click(".logout button").await;
     browser.goto(&app.url("/login")).await;
     browser.type_into("#username", "mia").await;
