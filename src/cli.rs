@@ -44,6 +44,8 @@ pub enum Command {
         /// The file to read, or - for standard input.
         file: String,
     },
+    /// Write events to stdout, with the same filters as the page.
+    Export(ExportArgs),
     /// Load a realistic sample of a few thousand events over the last 30 days (once per hour).
     Demo,
 }
@@ -66,6 +68,39 @@ pub struct ServeArgs {
     /// Print each stored event on stdout as one JSON line in Coder's log-export shape.
     #[arg(long)]
     pub log_audit_json: bool,
+}
+
+/// Options of `export`: the page's filters as flags.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// csv, ndjson or coder-json.
+    #[arg(long, default_value = "csv")]
+    pub format: String,
+    #[arg(long)]
+    pub resource_type: Option<String>,
+    #[arg(long)]
+    pub action: Option<String>,
+    #[arg(long)]
+    pub resource_target: Option<String>,
+    /// Username of the actor.
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub resource_id: Option<String>,
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// success or failure.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Inclusive: a date (2026-03-01, UTC) or an RFC 3339 time.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Exclusive: a date (2026-03-01, UTC) or an RFC 3339 time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Free text, matched against target, user, resource id and diff.
+    #[arg(long)]
+    pub q: Option<String>,
 }
 
 /// `user` subcommands.
@@ -164,6 +199,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
             db::run_migrations(&mut conn)?;
             import_command(&mut conn, &file)
         }
+        Command::Export(args) => {
+            let mut conn = db::connect_one(&url)?;
+            db::run_migrations(&mut conn)?;
+            export_command(&mut conn, args)
+        }
         Command::Demo => {
             let mut conn = db::connect_one(&url)?;
             db::run_migrations(&mut conn)?;
@@ -210,6 +250,69 @@ impl crate::audit::import::Progress for TerminalProgress {
             summary.stored,
             summary.refused.len()
         );
+    }
+}
+
+fn export_command(conn: &mut DbConn, args: ExportArgs) -> Result<(), CliError> {
+    use crate::audit::export::{Format, export, record_export};
+    use crate::audit::filter::{AuditQuery, RawQuery, encode_query};
+    use std::io::Write;
+    let format: Format = args
+        .format
+        .parse()
+        .map_err(|e| CliError(format!("--format: {e}")))?;
+    let raw = RawQuery {
+        resource_type: args.resource_type,
+        action: args.action,
+        resource_target: args.resource_target,
+        user: args.user,
+        resource_id: args.resource_id,
+        request_id: args.request_id,
+        status: args.status,
+        from: args.from,
+        to: args.to,
+        q: args.q,
+        limit: None,
+        cursor: None,
+    };
+    let query = AuditQuery::parse(&raw).map_err(|errors| {
+        CliError(
+            errors
+                .iter()
+                .map(|e| format!("--{}: {}", e.param.replace('_', "-"), e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let by = ChangedBy::local_operator();
+    record_export(
+        conn,
+        &by.actor,
+        &by.ip,
+        &by.user_agent,
+        format,
+        &encode_query(&query.filter_pairs()),
+    )?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut write_error = None;
+    let written = export(conn, &query.filter, format, |chunk| {
+        match out.write_all(chunk.as_bytes()) {
+            Ok(()) => true,
+            Err(e) => {
+                write_error = Some(e);
+                false
+            }
+        }
+    })?;
+    match write_error.map_or_else(|| out.flush().err(), Some) {
+        // A reader that stops early (`| head`) is not a failure of ours.
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Some(e) => Err(CliError(format!("cannot write the export: {e}"))),
+        None => {
+            eprintln!("exported {written} events as {}", format.as_str());
+            Ok(())
+        }
     }
 }
 

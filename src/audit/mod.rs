@@ -4,6 +4,7 @@
 pub mod action;
 pub mod demo;
 pub mod event;
+pub mod export;
 pub mod filter;
 pub mod import;
 pub mod query;

@@ -7,6 +7,7 @@ use askama::Template;
 use super::AppState;
 use super::auth::AuditReader;
 use super::views::{Nav, html};
+use crate::audit::export::{Format, export as run_export, record_export};
 use crate::audit::filter::{
     AuditQuery, DEFAULT_LIMIT, Direction, PAGE_SIZES, ParamError, RawQuery, encode_query,
 };
@@ -16,7 +17,109 @@ use crate::db::events;
 use crate::error::AppError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/manage/audit", web::get().to(page));
+    cfg.route("/manage/audit", web::get().to(page))
+        .route("/manage/audit/export", web::get().to(export));
+}
+
+/// Splits `format=` from the filters of an export's query string.
+fn split_format(query_string: &str) -> (Option<String>, String) {
+    let mut format = None;
+    let mut rest = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(query_string.as_bytes()) {
+        if k == "format" && format.is_none() {
+            format = Some(v.into_owned());
+        } else {
+            rest.append_pair(&k, &v);
+        }
+    }
+    (format, rest.finish())
+}
+
+/// `GET /manage/audit/export?format=csv|ndjson|coder-json&<filters>`: every
+/// matching event, streamed as it is read.
+async fn export(
+    reader: AuditReader,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (format, filters) = split_format(req.query_string());
+    let format: Format = format.as_deref().unwrap_or("csv").parse().map_err(
+        |e: crate::audit::export::UnknownFormat| AppError::BadRequest(format!("format: {e}.")),
+    )?;
+    let raw = web::Query::<RawQuery>::from_query(&filters)
+        .map_err(|e| {
+            AppError::BadRequest(format!(
+                "The export address has a parameter exports do not take: {e}."
+            ))
+        })?
+        .into_inner();
+    for (param, value) in [("limit", &raw.limit), ("cursor", &raw.cursor)] {
+        if value.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+            return Err(AppError::BadRequest(format!(
+                "{param}: an export holds every matching event; remove {param} from the address."
+            )));
+        }
+    }
+    let query = AuditQuery::parse(&raw).map_err(|errors| {
+        AppError::BadRequest(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let who = reader.0.changed_by(&req);
+    let filter_text = encode_query(&query.filter_pairs());
+    // The export is on record before the first byte leaves.
+    state
+        .db(move |conn| {
+            Ok::<_, AppError>(record_export(
+                conn,
+                &who.actor,
+                &who.ip,
+                &who.user_agent,
+                format,
+                &filter_text,
+            )?)
+        })
+        .await?;
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(4);
+    let pool = state.pool.clone();
+    let filter = query.filter;
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut conn = match pool.get() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other(format!(
+                    "database unavailable: {e}"
+                ))));
+                return;
+            }
+        };
+        // blocking_send fails once the client has gone: that stops the work.
+        let sent = run_export(&mut conn, &filter, format, |chunk| {
+            tx.blocking_send(Ok(web::Bytes::from(chunk))).is_ok()
+        });
+        if let Err(e) = sent {
+            tracing::error!(error = %e, "export failed part-way");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"{}\"",
+                format.file_name(chrono::Utc::now())
+            ),
+        ))
+        .streaming(body))
 }
 
 /// One value of a diff: as shown (long opaque values shortened) and in full.

@@ -159,13 +159,19 @@ pub fn client_ip(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-/// The request's User-Agent header, or empty.
+/// The request's User-Agent header, or empty. Our own record of a header, so a
+/// freakishly long one is cut to the event's limit rather than failing the event.
 pub fn user_agent(req: &HttpRequest) -> String {
-    req.headers()
+    let ua = req
+        .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+        .unwrap_or_default();
+    let mut end = ua.len().min(crate::audit::event::limits::USER_AGENT);
+    while !ua.is_char_boundary(end) {
+        end -= 1;
+    }
+    ua[..end].chars().filter(|c| !c.is_control()).collect()
 }
 
 /// Accepts `next` only as a path on this site: `/x`, never `//host`, `/\host`,

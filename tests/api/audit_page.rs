@@ -13,20 +13,20 @@ const PW: &str = "correct horse battery";
 
 /// One known event: the fields a filter can look at.
 #[derive(Clone, Debug)]
-struct Known {
-    i: usize,
-    time: DateTime<Utc>,
-    user: &'static str,
-    action: &'static str,
-    resource_type: &'static str,
-    target: String,
-    resource_id: String,
-    request_id: String,
-    status: u16,
-    needle: Option<String>,
+pub struct Known {
+    pub i: usize,
+    pub time: DateTime<Utc>,
+    pub user: &'static str,
+    pub action: &'static str,
+    pub resource_type: &'static str,
+    pub target: String,
+    pub resource_id: String,
+    pub request_id: String,
+    pub status: u16,
+    pub needle: Option<String>,
 }
 
-fn known() -> Vec<Known> {
+pub fn known() -> Vec<Known> {
     let start: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().unwrap();
     (0..30)
         .map(|i| {
@@ -78,7 +78,7 @@ fn to_event(k: &Known) -> NewEvent {
 }
 
 /// An app with the known events and a logged-in auditor.
-async fn app_with_known_events(backend: Backend) -> Option<TestApp> {
+pub async fn app_with_known_events(backend: Backend) -> Option<TestApp> {
     let app = TestApp::spawn(backend).await?;
     let events: Vec<NewEvent> = known().iter().map(to_event).collect();
     store::store_batch(&mut app.conn(), &events, OnConflict::RefuseBatch).unwrap();
@@ -100,9 +100,9 @@ fn row_ids(page: &str) -> Vec<String> {
 }
 
 /// Which known events a filter should return.
-type Predicate = Box<dyn Fn(&Known) -> bool>;
+pub type Predicate = Box<dyn Fn(&Known) -> bool>;
 
-fn expected(pred: impl Fn(&Known) -> bool) -> Vec<String> {
+pub fn expected(pred: impl Fn(&Known) -> bool) -> Vec<String> {
     let mut ks: Vec<Known> = known().into_iter().filter(|k| pred(k)).collect();
     ks.sort_by_key(|k| std::cmp::Reverse(k.time));
     ks.into_iter().map(|k| k.resource_id).collect()

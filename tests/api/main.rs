@@ -4,6 +4,7 @@ mod audit_page;
 mod auth;
 mod browser;
 mod cli;
+mod export;
 mod health;
 mod helpers;
 mod storage;
