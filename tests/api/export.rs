@@ -5,7 +5,7 @@ use auditdesk::auth::Role;
 use auditdesk::db::events::OnConflict;
 use chrono::Utc;
 
-use crate::audit_page::{Known, app_with_known_events, expected};
+use crate::audit_page::{Predicate, app_with_known_events, expected};
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, TestDb, location};
 
@@ -37,7 +37,7 @@ async fn exports_hold_exactly_the_filtered_events_in_order(backend: Backend) {
     let Some(app) = app_with_known_events(backend).await else {
         return;
     };
-    let cases: Vec<(&str, Box<dyn Fn(&Known) -> bool>)> = vec![
+    let cases: Vec<(&str, Predicate)> = vec![
         (
             "resource_type=workspace",
             Box::new(|k| k.resource_type == "workspace"),
