@@ -78,6 +78,7 @@ impl Application {
             .map_err(|e| StartError::Bind(config.bind.clone(), e))?
             .port();
         let key = cookie_key(&pool)?;
+        crate::audit::store::log_stored_events_as_json(config.log_audit_json);
         let state = crate::web::AppState::new(pool.clone(), config.clone());
         let store = DbSessionStore::new(pool.clone(), config.idle_timeout, config.absolute_timeout);
         let secure = config.secure_cookies();

@@ -39,6 +39,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Load events in the interchange format (NDJSON) from FILE, or - for stdin. Idempotent.
     Import {
         /// The file to read, or - for standard input.
@@ -101,6 +104,23 @@ pub struct ExportArgs {
     /// Free text, matched against target, user, resource id and diff.
     #[arg(long)]
     pub q: Option<String>,
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it, once, on stdout.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// ingest (may only send events) or read (may only read them).
+        #[arg(long, default_value = "ingest")]
+        scope: String,
+    },
+    /// List tokens: id, name, scope, created, last used, revoked.
+    List,
+    /// Revoke a token by id: it stops working at once.
+    Revoke { id: i64 },
 }
 
 /// `user` subcommands.
@@ -194,6 +214,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
             db::run_migrations(&mut conn)?;
             user_command(&mut conn, cmd)
         }
+        Command::Token(cmd) => {
+            let mut conn = db::connect_one(&url)?;
+            db::run_migrations(&mut conn)?;
+            token_command(&mut conn, cmd)
+        }
         Command::Import { file } => {
             let mut conn = db::connect_one(&url)?;
             db::run_migrations(&mut conn)?;
@@ -251,6 +276,46 @@ impl crate::audit::import::Progress for TerminalProgress {
             summary.refused.len()
         );
     }
+}
+
+fn token_command(conn: &mut DbConn, cmd: TokenCommand) -> Result<(), CliError> {
+    use crate::auth::tokens::{self, Scope};
+    let by = ChangedBy::local_operator();
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+    };
+    match cmd {
+        TokenCommand::Create { name, scope } => {
+            let scope: Scope = scope.parse().map_err(CliError)?;
+            let (token, secret) = tokens::create(conn, &name, scope, &by)?;
+            eprintln!(
+                "created API token {} '{}' with scope {}; it is shown only this once:",
+                token.id, token.name, token.scope
+            );
+            println!("{secret}");
+        }
+        TokenCommand::List => {
+            for t in tokens::list(conn)? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.name,
+                    t.scope,
+                    when(Some(t.created_at)),
+                    when(t.last_used_at),
+                    when(t.revoked_at)
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let token = tokens::revoke(conn, id, &by)?;
+            eprintln!("revoked API token {} '{}'", token.id, token.name);
+        }
+    }
+    Ok(())
 }
 
 fn export_command(conn: &mut DbConn, args: ExportArgs) -> Result<(), CliError> {

@@ -1,12 +1,25 @@
 //! Storing validated events through the one write path in `db::events`, and
 //! reading stored rows back as domain events.
 
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Action, Actor, Diff, Event, NewEvent};
 use crate::db::events::{self as rows, EventRow, InsertOutcome, NewEventRow, OnConflict};
 use crate::db::{DbConn, DbError};
+
+/// Whether stored events are also printed on stdout, one line each in Coder's
+/// log-export shape (`serve --log-audit-json`). An output setting of this
+/// process, like its log level: nothing another instance needs to see.
+static JSON_LOG: AtomicBool = AtomicBool::new(false);
+
+/// Turns the JSON log of stored events on stdout on or off.
+pub fn log_stored_events_as_json(on: bool) {
+    JSON_LOG.store(on, Ordering::Relaxed);
+}
 
 /// Stores a batch; see [`rows::insert_batch`] for idempotency and conflicts.
 pub fn store_batch(
@@ -16,7 +29,18 @@ pub fn store_batch(
 ) -> Result<InsertOutcome, DbError> {
     let received_at = Utc::now().naive_utc();
     let new_rows: Vec<NewEventRow> = batch.iter().map(|e| to_row(e, received_at)).collect();
-    rows::insert_batch(conn, &new_rows, on_conflict)
+    let outcome = rows::insert_batch(conn, &new_rows, on_conflict)?;
+    // Printed only after the commit, so the log never shows an event the
+    // database does not hold. (Inside an enclosing transaction, such as a user
+    // change, the line may precede that transaction's commit.)
+    if JSON_LOG.load(Ordering::Relaxed) && !outcome.stored.is_empty() {
+        let mut out = std::io::stdout().lock();
+        for &i in &outcome.stored {
+            let _ = writeln!(out, "{}", super::export::coder_line(&batch[i].event));
+        }
+        let _ = out.flush();
+    }
+    Ok(outcome)
 }
 
 /// Stores one event the application records about itself (logins, user changes).

@@ -3,6 +3,7 @@
 pub mod login;
 pub mod password;
 pub mod role;
+pub mod tokens;
 pub mod users;
 
 pub use role::{Role, UnknownRole};

@@ -1,6 +1,7 @@
 //! HTTP only: extractors, handlers, views. No SQL here; database work runs on
 //! the blocking pool through [`AppState::db`].
 
+pub mod api;
 mod assets;
 pub mod audit;
 pub mod auth;
@@ -85,6 +86,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::configure(cfg);
     audit::configure(cfg);
     users::configure(cfg);
+    api::configure(cfg);
 }
 
 /// Every request that no route matched.

@@ -7,5 +7,6 @@ mod cli;
 mod export;
 mod health;
 mod helpers;
+mod ingest;
 mod storage;
 mod webdriver;

@@ -1,0 +1,333 @@
+//! The JSON API for programs (CONTRACT.md): `POST /api/v1/audit-logs` with an
+//! `ingest` token, `GET /api/v1/audit-logs` with a `read` token. Every error is
+//! `application/problem+json` (RFC 9457) with a `detail` that names what is wrong.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::audit::filter::{AuditQuery, RawQuery};
+use crate::audit::query::fetch_page;
+use crate::audit::{EventInput, FieldError, NewEvent, store};
+use crate::auth::tokens::{self, Scope, Token};
+use crate::db::DbError;
+use crate::db::events::OnConflict;
+
+/// The most events one request may carry.
+pub const MAX_EVENTS: usize = 10_000;
+/// The largest request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Problems listed per refused request, at most.
+const MAX_LISTED_ERRORS: usize = 100;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/audit-logs", web::post().to(ingest))
+        .route("/api/v1/audit-logs", web::get().to(read));
+}
+
+/// An RFC 9457 problem.
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+    errors: Vec<Value>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.title, self.detail)
+    }
+}
+
+impl From<DbError> for Problem {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Pool(_) | DbError::Connect(_) => {
+                tracing::error!(error = %e, "database unavailable");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    "the database is not answering; nothing was stored, retry later",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "API request failed");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error",
+                    "an unexpected error occurred and was logged; nothing was stored",
+                )
+            }
+        }
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if !self.errors.is_empty() {
+            body["errors"] = Value::Array(self.errors.clone());
+        }
+        let mut response = HttpResponse::build(self.status);
+        response.content_type("application/problem+json");
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.body(body.to_string())
+    }
+}
+
+/// The live token of the request, with the scope it needs.
+async fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    needed: Scope,
+) -> Result<Token, Problem> {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "missing header 'Authorization: Bearer <token>' (a browser session does not count here)",
+            )
+        })?;
+    let token = state
+        .db(move |conn| tokens::authenticate(conn, &presented).map_err(Problem::from))
+        .await?
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "the API token is unknown or revoked",
+            )
+        })?;
+    if token.scope != needed {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "this token has scope '{}'; this request needs a token with scope '{}'",
+                token.scope, needed
+            ),
+        ));
+    }
+    Ok(token)
+}
+
+async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, Problem> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "Bad Request",
+                format!("the body could not be read: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Payload Too Large",
+                format!(
+                    "the body is larger than {MAX_BODY_BYTES} bytes; send fewer events per request"
+                ),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn too_many(n: usize) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Payload Too Large",
+        format!("{n} events in one request; send at most {MAX_EVENTS}"),
+    )
+}
+
+/// Splits the body into event objects: one object, a JSON array, or NDJSON.
+fn parse_events(body: &[u8], ndjson: bool) -> Result<Vec<Result<EventInput, FieldError>>, Problem> {
+    let bad = |detail: String| Problem::new(StatusCode::BAD_REQUEST, "Bad Request", detail);
+    if ndjson {
+        let text = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8".into()))?;
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if lines.len() > MAX_EVENTS {
+            return Err(too_many(lines.len()));
+        }
+        return Ok(lines.into_iter().map(EventInput::from_json).collect());
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
+    let items = match value {
+        Value::Array(items) => items,
+        object @ Value::Object(_) => vec![object],
+        _ => return Err(bad("the body must be an event object, a JSON array of events, or NDJSON (Content-Type: application/x-ndjson)".into())),
+    };
+    if items.len() > MAX_EVENTS {
+        return Err(too_many(items.len()));
+    }
+    Ok(items
+        .into_iter()
+        .map(|v| {
+            serde_json::from_value::<EventInput>(v).map_err(|e| FieldError {
+                field: "event".into(),
+                message: e.to_string(),
+            })
+        })
+        .collect())
+}
+
+/// `POST /api/v1/audit-logs`: validates the whole request first; stores all of
+/// it in one transaction or none of it; answers 201 only after the commit.
+async fn ingest(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    authenticate(&req, &state, Scope::Ingest).await?;
+    let ndjson = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-ndjson"));
+    let body = read_body(payload).await?;
+    let inputs = parse_events(&body, ndjson)?;
+    if inputs.is_empty() {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            "the request holds no events",
+        ));
+    }
+    let now = Utc::now();
+    let mut events: Vec<NewEvent> = Vec::with_capacity(inputs.len());
+    let mut errors: Vec<(usize, FieldError)> = Vec::new();
+    for (i, input) in inputs.into_iter().enumerate() {
+        match input.and_then(|e| e.validate(now)) {
+            Ok(e) => events.push(e),
+            Err(e) => errors.push((i, e)),
+        }
+    }
+    if let Some((first_index, first)) = errors.first() {
+        let mut problem = Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            format!(
+                "event {first_index}: {first}{}; nothing of this request was stored",
+                if errors.len() > 1 {
+                    format!(" (and {} more problems)", errors.len() - 1)
+                } else {
+                    String::new()
+                }
+            ),
+        );
+        problem.errors = errors
+            .iter()
+            .take(MAX_LISTED_ERRORS)
+            .map(|(i, e)| json!({"index": i, "field": e.field, "message": e.message}))
+            .collect();
+        return Err(problem);
+    }
+    let ids: Vec<String> = events.iter().map(|e| e.event.id.to_string()).collect();
+    let outcome = state
+        .db(move |conn| {
+            store::store_batch(conn, &events, OnConflict::RefuseBatch).map_err(Problem::from)
+        })
+        .await?;
+    if !outcome.conflicts.is_empty() {
+        let mut problem = Problem::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "event {}: id {} is already stored with different content; nothing of this request was stored",
+                outcome.conflicts[0], ids[outcome.conflicts[0]]
+            ),
+        );
+        problem.errors = outcome
+            .conflicts
+            .iter()
+            .take(MAX_LISTED_ERRORS)
+            .map(|&i| json!({"index": i, "field": "id", "message": format!("{} is already stored with different content", ids[i])}))
+            .collect();
+        return Err(problem);
+    }
+    Ok(HttpResponse::Created().json(json!({
+        "ids": ids,
+        "stored": outcome.stored.len(),
+        "already_present": outcome.already_present.len(),
+    })))
+}
+
+/// `GET /api/v1/audit-logs?<filters>`: one page, newest first, with `next_cursor`.
+async fn read(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    authenticate(&req, &state, Scope::Read).await?;
+    let raw = web::Query::<RawQuery>::from_query(req.query_string())
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "Bad Request",
+                format!("query string: {e}"),
+            )
+        })?
+        .into_inner();
+    let query = AuditQuery::parse(&raw).map_err(|errors| {
+        let mut p = Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        p.errors = errors
+            .iter()
+            .map(|e| json!({"field": e.param, "message": e.message}))
+            .collect();
+        p
+    })?;
+    let page = state
+        .db(move |conn| {
+            fetch_page(conn, &query).map_err(|e| match e {
+                crate::audit::store::LoadError::Db(d) => Problem::from(d),
+                other => Problem::from(DbError::Config(other.to_string())),
+            })
+        })
+        .await?;
+    let events: Vec<Value> = page.events.iter().map(|e| e.to_json_value()).collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "events": events,
+        "next_cursor": page.older.map(|c| c.to_string()),
+    })))
+}

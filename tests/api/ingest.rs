@@ -1,0 +1,390 @@
+//! The JSON API: ingesting with an `ingest` token, reading with a `read` token.
+
+use auditdesk::auth::ChangedBy;
+use auditdesk::auth::Role;
+use auditdesk::auth::tokens::{self, Scope};
+use auditdesk::db::events;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp};
+
+impl TestApp {
+    /// Creates an API token directly and returns its secret.
+    pub fn token(&self, scope: Scope) -> String {
+        tokens::create(
+            &mut self.conn(),
+            &format!("test-{scope}"),
+            scope,
+            &ChangedBy::local_operator(),
+        )
+        .unwrap()
+        .1
+    }
+
+    /// POSTs a JSON body to the ingest endpoint.
+    pub async fn ingest(&self, token: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url("/api/v1/audit-logs"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GETs the read endpoint.
+    pub async fn read_api(&self, token: &str, query: &str) -> (u16, String, Value) {
+        let r = self
+            .client
+            .get(self.url(&format!("/api/v1/audit-logs?{query}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, ct, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn event(n: u32) -> Value {
+    json!({
+        "id": format!("10000000-0000-4000-8000-{n:012}"),
+        "time": format!("2026-03-01T12:{:02}:{:02}.250Z", n / 60 % 60, n % 60),
+        "user": {"username": format!("svc{}", n % 3), "email": "svc@example.com"},
+        "action": "create", "resource_type": "workspace", "resource_id": format!("ws-{n}"),
+        "resource_target": format!("w{n}"), "diff": {}, "ip": "203.0.113.5",
+        "user_agent": "service/1.0", "status_code": 201, "request_id": format!("req-{n}")
+    })
+}
+
+async fn stored(app: &TestApp) -> i64 {
+    events::count_all(&mut app.conn()).unwrap()
+}
+
+async fn events_go_in_and_come_back_out_in_the_interchange_format(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (ingest, read) = (app.token(Scope::Ingest), app.token(Scope::Read));
+    let before = stored(&app).await;
+    let (status, body) = app.ingest(&ingest, &event(1)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["ids"], json!(["10000000-0000-4000-8000-000000000001"]));
+    assert_eq!(body["stored"], 1);
+
+    let batch: Vec<Value> = (2..=120).map(event).collect();
+    let (status, body) = app.ingest(&ingest, &Value::Array(batch)).await;
+    assert_eq!((status, body["stored"].as_u64()), (201, Some(119)));
+    assert_eq!(stored(&app).await, before + 120);
+
+    let (status, ct, page) = app.read_api(&read, "resource_type=workspace&limit=1").await;
+    assert_eq!((status, ct.as_str()), (200, "application/json"));
+    assert_eq!(
+        page["events"][0],
+        event(120),
+        "the interchange format, exactly"
+    );
+
+    // next_cursor walks every event once, newest first.
+    let mut seen = Vec::new();
+    let mut query = "resource_type=workspace&limit=50".to_owned();
+    loop {
+        let (status, _, page) = app.read_api(&read, &query).await;
+        assert_eq!(status, 200);
+        for e in page["events"].as_array().unwrap() {
+            seen.push(e["resource_id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => query = format!("resource_type=workspace&limit=50&cursor={c}"),
+            None => break,
+        }
+    }
+    let want: Vec<String> = (1..=120).rev().map(|n| format!("ws-{n}")).collect();
+    assert_eq!(seen, want);
+
+    // NDJSON works too.
+    let ndjson = format!("{}\n{}\n", event(121), event(122));
+    let r = app
+        .client
+        .post(app.url("/api/v1/audit-logs"))
+        .bearer_auth(&ingest)
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(stored(&app).await, before + 122);
+}
+
+async fn a_batch_with_one_bad_event_stores_nothing(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let ingest = app.token(Scope::Ingest);
+    let before = stored(&app).await;
+    let mut bad = event(2);
+    bad["action"] = json!("read");
+    let r = app
+        .client
+        .post(app.url("/api/v1/audit-logs"))
+        .bearer_auth(&ingest)
+        .json(&json!([event(1), bad, event(3)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    let p: Value = r.json().await.unwrap();
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("event 1: action: unknown action 'read'"),
+        "{detail}"
+    );
+    assert_eq!(p["errors"][0]["field"], "action");
+    assert_eq!(
+        stored(&app).await,
+        before,
+        "nothing of the request is stored"
+    );
+
+    let mut unknown = event(4);
+    unknown["colour"] = json!("red");
+    let (status, p) = app.ingest(&ingest, &unknown).await;
+    assert_eq!(status, 400);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `colour`"),
+        "{p}"
+    );
+
+    let mut future = event(5);
+    future["time"] = json!("2099-01-01T00:00:00Z");
+    let (status, p) = app.ingest(&ingest, &future).await;
+    assert_eq!(
+        (status, p["errors"][0]["field"].as_str()),
+        (400, Some("time"))
+    );
+
+    let mut long = event(6);
+    long["resource_target"] = json!("x".repeat(5000));
+    let (status, p) = app.ingest(&ingest, &long).await;
+    assert_eq!(
+        (status, p["errors"][0]["field"].as_str()),
+        (400, Some("resource_target")),
+        "refused, never cut"
+    );
+
+    let (status, p) = app.ingest(&ingest, &json!("hello")).await;
+    assert_eq!(status, 400, "{p}");
+    let (status, _) = app.ingest(&ingest, &json!([])).await;
+    assert_eq!(status, 400);
+    assert_eq!(stored(&app).await, before);
+}
+
+async fn replays_are_no_ops_and_changed_content_is_a_conflict(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let ingest = app.token(Scope::Ingest);
+    let batch = json!([event(1), event(2)]);
+    assert_eq!(app.ingest(&ingest, &batch).await.0, 201);
+    let before = stored(&app).await;
+    let (status, body) = app.ingest(&ingest, &batch).await;
+    assert_eq!(
+        (
+            status,
+            body["stored"].as_u64(),
+            body["already_present"].as_u64()
+        ),
+        (201, Some(0), Some(2))
+    );
+    assert_eq!(
+        stored(&app).await,
+        before,
+        "a replayed batch stores nothing new"
+    );
+
+    let mut changed = event(2);
+    changed["action"] = json!("delete");
+    let (status, p) = app.ingest(&ingest, &json!([event(3), changed])).await;
+    assert_eq!(status, 409, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("10000000-0000-4000-8000-000000000002")
+    );
+    assert_eq!(
+        stored(&app).await,
+        before,
+        "nothing of the conflicting request is stored"
+    );
+
+    // An event without id or time gets both on arrival.
+    let (status, body) = app
+        .ingest(
+            &ingest,
+            &json!({"user": {"username": "svc"}, "action": "stop", "resource_type": "workspace"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert!(uuid::Uuid::parse_str(body["ids"][0].as_str().unwrap()).is_ok());
+}
+
+async fn secrets_never_reach_the_database(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let ingest = app.token(Scope::Ingest);
+    let secret = "hunter2-very-secret-value";
+    let mut e = event(1);
+    e["resource_type"] = json!("oauth_configs");
+    e["diff"] =
+        json!({"client_secret": {"old": secret, "new": format!("{secret}-new"), "secret": true}});
+    let (status, _) = app.ingest(&ingest, &e).await;
+    assert_eq!(status, 201);
+    let found = match &app.db.url {
+        auditdesk::db::DatabaseUrl::Sqlite(path) => {
+            let mut bytes = std::fs::read(path).unwrap();
+            if let Ok(wal) = std::fs::read(format!("{}-wal", path.display())) {
+                bytes.extend(wal);
+            }
+            bytes.windows(secret.len()).any(|w| w == secret.as_bytes())
+        }
+        auditdesk::db::DatabaseUrl::Postgres(_) => {
+            use diesel::prelude::*;
+            #[derive(QueryableByName)]
+            struct N {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let auditdesk::db::DbConn::Postgres(c) = &mut app.conn() else {
+                unreachable!()
+            };
+            let n: N = diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM events e WHERE e::text LIKE '%{secret}%'"
+            ))
+            .get_result(c)
+            .unwrap();
+            n.n > 0
+        }
+    };
+    assert!(!found, "the secret value is nowhere in the database");
+    let read = app.token(Scope::Read);
+    let (_, _, page) = app.read_api(&read, "resource_type=oauth_configs").await;
+    assert_eq!(
+        page["events"][0]["diff"]["client_secret"],
+        json!({"secret": true})
+    );
+}
+
+async fn wrong_credentials_get_401_or_403_as_problems(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (ingest, read) = (app.token(Scope::Ingest), app.token(Scope::Read));
+    let url = app.url("/api/v1/audit-logs");
+    let none = app.client.post(&url).json(&event(1)).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(none.headers().get("www-authenticate").unwrap(), "Bearer");
+    assert_eq!(
+        none.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(app.ingest("adk_0000", &event(1)).await.0, 401);
+    assert_eq!(app.ingest("not-even-a-token", &event(1)).await.0, 401);
+    assert_eq!(
+        app.ingest(&read, &event(1)).await.0,
+        403,
+        "a read token cannot send"
+    );
+    let (status, _, p) = app.read_api(&ingest, "").await;
+    assert_eq!(status, 403, "an ingest token cannot read");
+    assert!(p["detail"].as_str().unwrap().contains("scope 'read'"));
+
+    // A browser session is not a token.
+    app.add_user("root", Role::SiteManager, "correct horse battery");
+    app.login("root", "correct horse battery").await;
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 401);
+
+    // A revoked token stops working at once.
+    assert_eq!(app.ingest(&ingest, &event(1)).await.0, 201);
+    let id = tokens::list(&mut app.conn())
+        .unwrap()
+        .into_iter()
+        .find(|t| t.scope == Scope::Ingest)
+        .unwrap()
+        .id;
+    tokens::revoke(&mut app.conn(), id, &ChangedBy::local_operator()).unwrap();
+    assert_eq!(app.ingest(&ingest, &event(2)).await.0, 401);
+}
+
+async fn oversized_requests_get_413(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let ingest = app.token(Scope::Ingest);
+    let many: Vec<Value> = (0..10_001)
+        .map(|_| json!({"user": {"username": "a"}, "action": "open", "resource_type": "w"}))
+        .collect();
+    let (status, p) = app.ingest(&ingest, &Value::Array(many)).await;
+    assert_eq!(status, 413, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("at most 10000"));
+    let huge = format!("[\"{}\"]", "x".repeat(33 * 1024 * 1024));
+    let r = app
+        .client
+        .post(app.url("/api/v1/audit-logs"))
+        .bearer_auth(&ingest)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await;
+    // The server may answer 413 and close before reading the rest.
+    if let Ok(r) = r {
+        assert_eq!(r.status(), 413);
+    }
+}
+
+async fn bad_read_filters_are_400_naming_the_parameter(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let read = app.token(Scope::Read);
+    let (status, ct, p) = app.read_api(&read, "action=read&limit=9999").await;
+    assert_eq!((status, ct.as_str()), (400, "application/problem+json"));
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["action", "limit"]);
+    let (status, _, p) = app.read_api(&read, "colour=red").await;
+    assert_eq!(status, 400);
+    assert!(p["detail"].as_str().unwrap().contains("colour"));
+}
+
+both_backends!(
+    events_go_in_and_come_back_out_in_the_interchange_format,
+    a_batch_with_one_bad_event_stores_nothing,
+    replays_are_no_ops_and_changed_content_is_a_conflict,
+    secrets_never_reach_the_database,
+    wrong_credentials_get_401_or_403_as_problems,
+    oversized_requests_get_413,
+    bad_read_filters_are_400_naming_the_parameter,
+);
