@@ -185,6 +185,7 @@ impl SessionStore for DbSessionStore {
 
 const USER_ID: &str = "user_id";
 const CSRF: &str = "csrf";
+const FLASH: &str = "flash";
 
 /// What Auditdesk keeps in a session: who is logged in, and the CSRF token.
 pub struct TypedSession(Session);
@@ -222,6 +223,18 @@ impl TypedSession {
             .insert(CSRF, &token)
             .map_err(|e| AppError::Internal(format!("session: {e}")))?;
         Ok(token)
+    }
+
+    /// Keeps a one-line note for the next page (after a redirect).
+    pub fn set_flash(&self, note: &str) -> Result<(), AppError> {
+        self.0
+            .insert(FLASH, note)
+            .map_err(|e| AppError::Internal(format!("session: {e}")))
+    }
+
+    /// Takes the note left by [`TypedSession::set_flash`], if any.
+    pub fn take_flash(&self) -> Option<String> {
+        self.0.remove_as::<String>(FLASH).and_then(Result::ok)
     }
 
     /// Refuses a form whose token is missing or not this session's.

@@ -1,17 +1,39 @@
-//! Manage > Users: the accounts, for Site Managers.
+//! Manage > Users: accounts and API tokens, for Site Managers. Every change
+//! goes through the same audited domain functions as the CLI, with the logged-in
+//! Site Manager as the actor.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use serde::Deserialize;
 
 use super::AppState;
-use super::auth::SiteManager;
+use super::auth::{SignedIn, SiteManager};
 use super::views::{Nav, html};
-use crate::auth::users;
+use crate::auth::Role;
+use crate::auth::password::{check_new_password, hash_password};
+use crate::auth::tokens::{self, Scope, TokenError};
+use crate::auth::users::{self, NewUser, UserError};
 use crate::error::AppError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/manage/users", web::get().to(page));
+    cfg.route("/manage/users", web::get().to(page))
+        .route("/manage/users", web::post().to(add_user))
+        .route("/manage/users/tokens", web::post().to(create_token))
+        .route(
+            "/manage/users/tokens/{id}/revoke",
+            web::post().to(revoke_token),
+        )
+        .route("/manage/users/{username}/role", web::post().to(set_role))
+        .route("/manage/users/{username}/suspend", web::post().to(suspend))
+        .route(
+            "/manage/users/{username}/reactivate",
+            web::post().to(reactivate),
+        )
+        .route(
+            "/manage/users/{username}/password",
+            web::post().to(reset_password),
+        );
 }
 
 struct UserView {
@@ -22,37 +44,496 @@ struct UserView {
     last_login: String,
 }
 
+struct TokenView {
+    id: i64,
+    name: String,
+    scope: &'static str,
+    created_by: String,
+    created: String,
+    last_used: String,
+    revoked: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "users.html")]
 struct UsersPage<'a> {
     nav: Option<Nav>,
     active: &'a str,
+    csrf_token: String,
     users: Vec<UserView>,
+    tokens: Vec<TokenView>,
+    roles: Vec<(&'static str, &'static str)>,
+    flash: Option<String>,
+    error: Option<String>,
+    new_token: Option<String>,
+    form_username: String,
+    form_email: String,
+}
+
+/// What the page shows besides the lists.
+#[derive(Default)]
+struct Extras {
+    flash: Option<String>,
+    error: Option<String>,
+    new_token: Option<String>,
+    form_username: String,
+    form_email: String,
+}
+
+fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M").to_string()
+}
+
+async fn render(
+    manager: &SignedIn,
+    state: &AppState,
+    status: StatusCode,
+    extras: Extras,
+) -> Result<HttpResponse, AppError> {
+    let (user_list, token_list) = state
+        .db(|conn| Ok::<_, AppError>((users::list(conn)?, tokens::list(conn)?)))
+        .await?;
+    Ok(html(
+        status,
+        &UsersPage {
+            nav: Some(manager.nav()?),
+            active: "users",
+            csrf_token: manager.session.csrf_token()?,
+            users: user_list
+                .into_iter()
+                .map(|u| UserView {
+                    username: u.username,
+                    email: u.email,
+                    role: u.role.as_str(),
+                    suspended: u.suspended,
+                    last_login: u.last_login_at.map_or_else(|| "never".to_owned(), when),
+                })
+                .collect(),
+            tokens: token_list
+                .into_iter()
+                .map(|t| TokenView {
+                    id: t.id,
+                    name: t.name,
+                    scope: t.scope.as_str(),
+                    created_by: t.created_by,
+                    created: when(t.created_at),
+                    last_used: t.last_used_at.map_or_else(|| "never".to_owned(), when),
+                    revoked: t.revoked_at.map(when),
+                })
+                .collect(),
+            roles: Role::ALL.iter().map(|r| (r.as_str(), r.label())).collect(),
+            flash: extras.flash,
+            error: extras.error,
+            new_token: extras.new_token,
+            form_username: extras.form_username,
+            form_email: extras.form_email,
+        },
+    ))
 }
 
 async fn page(manager: SiteManager, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let list = state
-        .db(|conn| Ok::<_, AppError>(users::list(conn)?))
-        .await?;
-    let users = list
-        .into_iter()
-        .map(|u| UserView {
-            username: u.username,
-            email: u.email,
-            role: u.role.label(),
-            suspended: u.suspended,
-            last_login: u.last_login_at.map_or_else(
-                || "never".to_owned(),
-                |t| t.format("%Y-%m-%d %H:%M").to_string(),
-            ),
-        })
-        .collect();
-    Ok(html(
+    let flash = manager.0.session.take_flash();
+    render(
+        &manager.0,
+        &state,
         StatusCode::OK,
-        &UsersPage {
-            nav: Some(manager.0.nav()?),
-            active: "users",
-            users,
+        Extras {
+            flash,
+            ..Extras::default()
         },
-    ))
+    )
+    .await
+}
+
+/// After a change: back to the page (POST, redirect, GET) with a note.
+fn done(manager: &SignedIn, note: String) -> Result<HttpResponse, AppError> {
+    manager.session.set_flash(&note)?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/manage/users"))
+        .finish())
+}
+
+/// A refused change: the page again, with the reason, as a 400 (or 404).
+async fn refused(
+    manager: &SignedIn,
+    state: &AppState,
+    e: UserError,
+    extras: Extras,
+) -> Result<HttpResponse, AppError> {
+    let status = match e {
+        UserError::Db(db) => return Err(db.into()),
+        UserError::NotFound(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    render(
+        manager,
+        state,
+        status,
+        Extras {
+            error: Some(capitalized(&e.to_string())),
+            ..extras
+        },
+    )
+    .await
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
+
+async fn hash(state: &AppState, password: String) -> Result<String, AppError> {
+    let _permit = state
+        .password_checks
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(format!("password limiter: {e}")))?;
+    web::block(move || hash_password(&password))
+        .await
+        .map_err(|e| AppError::Internal(format!("hashing: {e}")))
+}
+
+#[derive(Deserialize)]
+struct AddUserForm {
+    csrf_token: String,
+    username: String,
+    email: String,
+    role: String,
+    password: String,
+}
+
+async fn add_user(
+    manager: SiteManager,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<AddUserForm>,
+) -> Result<HttpResponse, AppError> {
+    let m = &manager.0;
+    m.session.check_csrf(&form.csrf_token)?;
+    let form = form.into_inner();
+    let extras = || Extras {
+        form_username: form.username.clone(),
+        form_email: form.email.clone(),
+        ..Extras::default()
+    };
+    let role: Role = match form.role.parse() {
+        Ok(r) => r,
+        Err(e) => {
+            return render(
+                m,
+                &state,
+                StatusCode::BAD_REQUEST,
+                Extras {
+                    error: Some(capitalized(&e.to_string())),
+                    ..extras()
+                },
+            )
+            .await;
+        }
+    };
+    let username = form.username.trim().to_owned();
+    if let Err(e) = users::check_new_user(&username, &form.email, &form.password) {
+        return refused(m, &state, e, extras()).await;
+    }
+    let hash = hash(&state, form.password.clone()).await?;
+    let by = m.changed_by(&req);
+    let (u, e) = (username.clone(), form.email.clone());
+    let created = state
+        .db(move |conn| {
+            Ok::<_, AppError>(users::create(
+                conn,
+                &NewUser {
+                    username: &u,
+                    email: &e,
+                    role,
+                    password_hash: &hash,
+                },
+                &by,
+            ))
+        })
+        .await?;
+    match created {
+        Ok(user) => done(
+            m,
+            format!(
+                "Created {} ({}) as {}.",
+                user.username,
+                user.email,
+                user.role.label()
+            ),
+        ),
+        Err(e) => refused(m, &state, e, extras()).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf_token: String,
+}
+
+#[derive(Deserialize)]
+struct RoleForm {
+    csrf_token: String,
+    role: String,
+}
+
+async fn set_role(
+    manager: SiteManager,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<RoleForm>,
+) -> Result<HttpResponse, AppError> {
+    let m = &manager.0;
+    m.session.check_csrf(&form.csrf_token)?;
+    let role: Role = match form.role.parse() {
+        Ok(r) => r,
+        Err(e) => {
+            return render(
+                m,
+                &state,
+                StatusCode::BAD_REQUEST,
+                Extras {
+                    error: Some(capitalized(&e.to_string())),
+                    ..Extras::default()
+                },
+            )
+            .await;
+        }
+    };
+    let username = path.into_inner();
+    let by = m.changed_by(&req);
+    let name = username.clone();
+    let result = state
+        .db(move |conn| Ok::<_, AppError>(users::set_role(conn, &name, role, &by)))
+        .await?;
+    match result {
+        Ok(before) if before.role == role => {
+            done(m, format!("{username} already is {}.", role.label()))
+        }
+        Ok(before) => done(
+            m,
+            format!(
+                "{username}: {} → {}; their sessions have ended.",
+                before.role.label(),
+                role.label()
+            ),
+        ),
+        Err(e) => refused(m, &state, e, Extras::default()).await,
+    }
+}
+
+async fn change_suspension(
+    manager: SiteManager,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    username: String,
+    form: CsrfOnly,
+    suspend: bool,
+) -> Result<HttpResponse, AppError> {
+    let m = &manager.0;
+    m.session.check_csrf(&form.csrf_token)?;
+    let by = m.changed_by(&req);
+    let name = username.clone();
+    let result = state
+        .db(move |conn| Ok::<_, AppError>(users::set_suspended(conn, &name, suspend, &by)))
+        .await?;
+    match result {
+        Ok(_) if suspend => done(
+            m,
+            format!("{username} is suspended; their sessions have ended."),
+        ),
+        Ok(_) => done(m, format!("{username} is active again.")),
+        Err(e) => refused(m, &state, e, Extras::default()).await,
+    }
+}
+
+async fn suspend(
+    manager: SiteManager,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    change_suspension(
+        manager,
+        req,
+        state,
+        path.into_inner(),
+        form.into_inner(),
+        true,
+    )
+    .await
+}
+
+async fn reactivate(
+    manager: SiteManager,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    change_suspension(
+        manager,
+        req,
+        state,
+        path.into_inner(),
+        form.into_inner(),
+        false,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    csrf_token: String,
+    password: String,
+}
+
+async fn reset_password(
+    manager: SiteManager,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, AppError> {
+    let m = &manager.0;
+    m.session.check_csrf(&form.csrf_token)?;
+    let username = path.into_inner();
+    if let Err(e) = check_new_password(&form.password) {
+        return refused(m, &state, UserError::WeakPassword(e), Extras::default()).await;
+    }
+    let hash = hash(&state, form.into_inner().password).await?;
+    let by = m.changed_by(&req);
+    let name = username.clone();
+    let result = state
+        .db(move |conn| Ok::<_, AppError>(users::reset_password(conn, &name, &hash, &by)))
+        .await?;
+    match result {
+        Ok(_) => done(
+            m,
+            format!("{username} has a new password; their sessions have ended."),
+        ),
+        Err(e) => refused(m, &state, e, Extras::default()).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    csrf_token: String,
+    name: String,
+    scope: String,
+}
+
+async fn create_token(
+    manager: SiteManager,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<TokenForm>,
+) -> Result<HttpResponse, AppError> {
+    let m = &manager.0;
+    m.session.check_csrf(&form.csrf_token)?;
+    let scope: Scope = match form.scope.parse() {
+        Ok(s) => s,
+        Err(e) => {
+            return render(
+                m,
+                &state,
+                StatusCode::BAD_REQUEST,
+                Extras {
+                    error: Some(capitalized(&e)),
+                    ..Extras::default()
+                },
+            )
+            .await;
+        }
+    };
+    let by = m.changed_by(&req);
+    let name = form.name.clone();
+    let created = state
+        .db(move |conn| Ok::<_, AppError>(tokens::create(conn, &name, scope, &by)))
+        .await?;
+    match created {
+        // Shown on this response only: the secret is not stored anywhere.
+        Ok((_, secret)) => {
+            render(
+                m,
+                &state,
+                StatusCode::OK,
+                Extras {
+                    new_token: Some(secret),
+                    ..Extras::default()
+                },
+            )
+            .await
+        }
+        Err(TokenError::Db(e)) => Err(e.into()),
+        Err(e) => {
+            render(
+                m,
+                &state,
+                StatusCode::BAD_REQUEST,
+                Extras {
+                    error: Some(capitalized(&e.to_string())),
+                    ..Extras::default()
+                },
+            )
+            .await
+        }
+    }
+}
+
+async fn revoke_token(
+    manager: SiteManager,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    let m = &manager.0;
+    m.session.check_csrf(&form.csrf_token)?;
+    let Ok(id) = path.into_inner().parse::<i64>() else {
+        return Err(AppError::NotFound);
+    };
+    let by = m.changed_by(&req);
+    let result = state
+        .db(move |conn| Ok::<_, AppError>(tokens::revoke(conn, id, &by)))
+        .await?;
+    match result {
+        Ok(t) => done(
+            m,
+            format!(
+                "Revoked API token {} '{}'; it no longer works.",
+                t.id, t.name
+            ),
+        ),
+        Err(TokenError::Db(e)) => Err(e.into()),
+        Err(e @ TokenError::NotFound(_)) => {
+            render(
+                m,
+                &state,
+                StatusCode::NOT_FOUND,
+                Extras {
+                    error: Some(capitalized(&e.to_string())),
+                    ..Extras::default()
+                },
+            )
+            .await
+        }
+        Err(e) => {
+            render(
+                m,
+                &state,
+                StatusCode::BAD_REQUEST,
+                Extras {
+                    error: Some(capitalized(&e.to_string())),
+                    ..Extras::default()
+                },
+            )
+            .await
+        }
+    }
 }
