@@ -231,6 +231,69 @@ fn find_by_row_id(conn: &mut auditdesk::db::DbConn, id: i64) -> Option<String> {
 
 both_backends!(user_commands_manage_accounts_and_are_audited);
 
+async fn token_commands_show_the_secret_once_and_revoke_at_once(backend: Backend) {
+    use auditdesk::auth::tokens;
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let created = auditdesk(
+        &db,
+        &["token", "create", "--name", "platform", "--scope", "ingest"],
+        "",
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let secret = stdout(&created).trim().to_owned();
+    assert!(
+        secret.starts_with("adk_") && secret.len() > 40,
+        "only the secret on stdout: {secret}"
+    );
+    assert!(stderr(&created).contains("shown only this once"));
+    let token = tokens::authenticate(&mut db.connect(), &secret)
+        .unwrap()
+        .expect("the printed secret works");
+    assert_eq!(token.scope.as_str(), "ingest");
+
+    let list = stdout(&auditdesk(&db, &["token", "list"], ""));
+    assert!(list.contains("platform\tingest"), "{list}");
+    assert!(!list.contains(&secret[4..20]), "list never shows a secret");
+
+    let revoked = auditdesk(&db, &["token", "revoke", &token.id.to_string()], "");
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert!(
+        tokens::authenticate(&mut db.connect(), &secret)
+            .unwrap()
+            .is_none(),
+        "refused at once"
+    );
+    let list = stdout(&auditdesk(&db, &["token", "list"], ""));
+    let line = list.lines().find(|l| l.contains("platform")).unwrap();
+    assert!(
+        !line.ends_with("\t-"),
+        "the list shows when it was revoked: {line}"
+    );
+
+    // Both changes are audited with the local operator as the actor.
+    let recent = auditdesk::audit::store::latest(&mut db.connect(), 2).unwrap();
+    let seen: Vec<(&str, &str)> = recent
+        .iter()
+        .map(|e| (e.action.as_str(), e.resource_type.as_str()))
+        .collect();
+    assert_eq!(seen, [("delete", "api_key"), ("create", "api_key")]);
+    assert!(recent.iter().all(|e| e.user.username == auditdesk::auth::ChangedBy::local_operator().actor.username));
+
+    assert_one_line_error(
+        &auditdesk(
+            &db,
+            &["token", "create", "--name", "x", "--scope", "admin"],
+            "",
+        ),
+        "admin",
+    );
+    assert_one_line_error(&auditdesk(&db, &["token", "revoke", "999"], ""), "999");
+}
+
+both_backends!(token_commands_show_the_secret_once_and_revoke_at_once);
+
 #[test]
 fn bad_database_urls_give_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -264,7 +327,7 @@ fn bad_database_urls_give_one_clear_line() {
 }
 
 /// A running `auditdesk serve`, stopped on drop.
-struct Served(Child);
+pub struct Served(pub Child);
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -275,11 +338,23 @@ impl Drop for Served {
 
 /// Starts `auditdesk serve --bind 127.0.0.1:0` in `dir` and returns it with its port.
 fn serve(dir: &Path, database_url: Option<&str>) -> (Served, u16) {
+    serve_with(dir, database_url, &[], Stdio::null())
+}
+
+/// Starts `auditdesk serve --bind 127.0.0.1:0 EXTRA...` in `dir`, its stdout going
+/// to `stdout`, and returns it with the port it reported.
+pub fn serve_with(
+    dir: &Path,
+    database_url: Option<&str>,
+    extra: &[&str],
+    stdout: Stdio,
+) -> (Served, u16) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_auditdesk"));
     cmd.args(["serve", "--bind", "127.0.0.1:0"])
+        .args(extra)
         .current_dir(dir)
         .env_remove("DATABASE_URL")
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped());
     if let Some(url) = database_url {
         cmd.args(["--database-url", url]);

@@ -229,6 +229,49 @@ impl TestApp {
         .await
     }
 
+    /// Whether a string is stored anywhere in the database: in the SQLite file
+    /// and its write-ahead log byte for byte, or in any PostgreSQL table's rows.
+    pub fn database_contains(&self, needle: &str) -> bool {
+        match &self.db.url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut bytes = std::fs::read(path).unwrap();
+                if let Ok(wal) = std::fs::read(format!("{}-wal", path.display())) {
+                    bytes.extend(wal);
+                }
+                bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            }
+            DatabaseUrl::Postgres(_) => {
+                use diesel::prelude::*;
+                #[derive(QueryableByName)]
+                struct N {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                let DbConn::Postgres(c) = &mut self.conn() else {
+                    unreachable!()
+                };
+                let tables = [
+                    "events",
+                    "users",
+                    "sessions",
+                    "api_tokens",
+                    "settings",
+                    "actors",
+                    "resource_targets",
+                ];
+                tables.iter().any(|table| {
+                    let n: N = diesel::sql_query(format!(
+                        "SELECT count(*) AS n FROM {table} t WHERE strpos(t::text, $1) > 0"
+                    ))
+                    .bind::<diesel::sql_types::Text, _>(needle)
+                    .get_result(c)
+                    .unwrap();
+                    n.n > 0
+                })
+            }
+        }
+    }
+
     /// GET a path.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
