@@ -133,6 +133,9 @@ async fn screenshots() {
     shoot("audit".into()).await;
     browser.goto(&app.url("/manage/users")).await;
     shoot("users".into()).await;
+    browser.type_into("#token-name", "platform-ingest").await;
+    browser.click("section.tokens button.primary").await;
+    shoot("users-token".into()).await;
     for (name, query) in [
         (
             "audit-filtered",

@@ -305,8 +305,13 @@ async fn api_tokens_are_shown_once_work_and_stop_when_revoked(backend: Backend) 
         "resource_id": "ws-1", "resource_target": "svc-dev"});
     assert_eq!(app.ingest(&secret, &event).await.0, 201);
 
-    let token = auditdesk::auth::tokens::list(&mut app.conn()).unwrap().remove(0);
-    assert!(token.last_used_at.is_some(), "the token's last use is recorded");
+    let token = auditdesk::auth::tokens::list(&mut app.conn())
+        .unwrap()
+        .remove(0);
+    assert!(
+        token.last_used_at.is_some(),
+        "the token's last use is recorded"
+    );
     let id = token.id;
     let page = after_redirect(
         &app,
