@@ -6,6 +6,7 @@ use std::pin::Pin;
 use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use chrono::Utc;
+use futures_util::TryFutureExt;
 use serde::Deserialize;
 
 use super::AppState;
@@ -105,6 +106,23 @@ impl FromRequest for SignedIn {
     }
 }
 
+/// The signed-in user, if their role passes `allowed`; else a readable 403.
+async fn signed_in_as(
+    req: HttpRequest,
+    allowed: fn(Role) -> bool,
+    refusal: &'static str,
+) -> Result<SignedIn, AppError> {
+    let who = signed_in(req).await?;
+    if allowed(who.user.role) {
+        Ok(who)
+    } else {
+        Err(AppError::Forbidden {
+            nav: who.nav().ok(),
+            message: refusal.into(),
+        })
+    }
+}
+
 /// A logged-in Site Manager or Auditor: may read Manage > Audit.
 pub struct AuditReader(pub SignedIn);
 
@@ -113,18 +131,14 @@ impl FromRequest for AuditReader {
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let who = signed_in(req).await?;
-            if who.user.role.can_read_audit() {
-                Ok(AuditReader(who))
-            } else {
-                Err(AppError::Forbidden {
-                    nav: who.nav().ok(),
-                    message: "The audit log is open to Site Managers and Auditors only. Ask a Site Manager if you need access.".into(),
-                })
-            }
-        })
+        Box::pin(
+            signed_in_as(
+                req.clone(),
+                Role::can_read_audit,
+                "The audit log is open to Site Managers and Auditors only. Ask a Site Manager if you need access.",
+            )
+            .map_ok(AuditReader),
+        )
     }
 }
 
@@ -136,18 +150,14 @@ impl FromRequest for SiteManager {
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let who = signed_in(req).await?;
-            if who.user.role.can_manage_users() {
-                Ok(SiteManager(who))
-            } else {
-                Err(AppError::Forbidden {
-                    nav: who.nav().ok(),
-                    message: "Managing users and API tokens is open to Site Managers only.".into(),
-                })
-            }
-        })
+        Box::pin(
+            signed_in_as(
+                req.clone(),
+                Role::can_manage_users,
+                "Managing users and API tokens is open to Site Managers only.",
+            )
+            .map_ok(SiteManager),
+        )
     }
 }
 

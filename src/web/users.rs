@@ -25,10 +25,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(revoke_token),
         )
         .route("/manage/users/{username}/role", web::post().to(set_role))
-        .route("/manage/users/{username}/suspend", web::post().to(suspend))
         .route(
-            "/manage/users/{username}/reactivate",
-            web::post().to(reactivate),
+            "/manage/users/{username}/{change:suspend|reactivate}",
+            web::post().to(change_suspension),
         )
         .route(
             "/manage/users/{username}/password",
@@ -326,16 +325,22 @@ async fn set_role(
     }
 }
 
+/// `POST /manage/users/{username}/suspend` and `.../reactivate`.
 async fn change_suspension(
     manager: SiteManager,
     req: HttpRequest,
     state: web::Data<AppState>,
-    username: String,
-    form: CsrfOnly,
-    suspend: bool,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, AppError> {
     let m = &manager.0;
     m.session.check_csrf(&form.csrf_token)?;
+    let (username, verb) = path.into_inner();
+    let suspend = match verb.as_str() {
+        "suspend" => true,
+        "reactivate" => false,
+        _ => return Err(AppError::NotFound),
+    };
     let by = m.changed_by(&req);
     let name = username.clone();
     let result = state
@@ -349,42 +354,6 @@ async fn change_suspension(
         Ok(_) => done(m, format!("{username} is active again.")),
         Err(e) => refused(m, &state, e, Extras::default()).await,
     }
-}
-
-async fn suspend(
-    manager: SiteManager,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    form: web::Form<CsrfOnly>,
-) -> Result<HttpResponse, AppError> {
-    change_suspension(
-        manager,
-        req,
-        state,
-        path.into_inner(),
-        form.into_inner(),
-        true,
-    )
-    .await
-}
-
-async fn reactivate(
-    manager: SiteManager,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    form: web::Form<CsrfOnly>,
-) -> Result<HttpResponse, AppError> {
-    change_suspension(
-        manager,
-        req,
-        state,
-        path.into_inner(),
-        form.into_inner(),
-        false,
-    )
-    .await
 }
 
 #[derive(Deserialize)]
