@@ -222,6 +222,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Import { file } => {
             let mut conn = db::connect_one(&url)?;
             db::run_migrations(&mut conn)?;
+            db::prepare_bulk_load(&mut conn)?;
             import_command(&mut conn, &file)
         }
         Command::Export(args) => {
@@ -406,10 +407,25 @@ fn import_command(conn: &mut DbConn, file: &str) -> Result<(), CliError> {
     } else {
         &mut quiet
     };
-    let summary = import(conn, input, progress)?;
+    // Into an empty table, load first and build the indexes after.
+    let bulk = db::events::is_empty(conn)?;
+    if bulk {
+        db::events::drop_secondary_indexes(conn)?;
+    }
+    let summary = import(conn, input, progress);
     if on_terminal {
         eprintln!();
     }
+    if bulk {
+        if on_terminal {
+            eprint!("building indexes...");
+        }
+        db::events::ensure_secondary_indexes(conn)?;
+        if on_terminal {
+            eprintln!(" done");
+        }
+    }
+    let summary = summary?;
     db::events::optimize(conn)?;
     for r in summary.refused.iter().take(20) {
         eprintln!("line {}: {}", r.line, r.reason);

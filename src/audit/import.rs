@@ -12,7 +12,7 @@ use crate::db::events::OnConflict;
 use crate::db::{DbConn, DbError};
 
 /// Events per transaction.
-pub const BATCH: usize = 5_000;
+pub const BATCH: usize = 20_000;
 
 /// One refused line.
 #[derive(Debug, Clone, PartialEq, Eq)]

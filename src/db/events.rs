@@ -222,6 +222,81 @@ pub fn find_by_uuid(conn: &mut DbConn, event_uuid: &str) -> Result<Option<EventR
         .optional())?)
 }
 
+/// The events table's secondary indexes, exactly as the migrations create them
+/// (the unique index on the event id is not among them: the write path needs it).
+/// A bulk load into an empty table drops them and builds them afterwards, which
+/// is several times faster than keeping nine indexes current row by row.
+const SECONDARY_INDEXES: &[(&str, &str)] = &[
+    ("events_time", "(time, id)"),
+    ("events_actor_time", "(actor_username, time, id)"),
+    ("events_action_time", "(action, time, id)"),
+    ("events_resource_type_time", "(resource_type, time, id)"),
+    ("events_resource_target_time", "(resource_target, time, id)"),
+    ("events_resource_id_time", "(resource_id, time, id)"),
+    ("events_request_id_time", "(request_id, time, id)"),
+    (
+        "events_actor_action_time",
+        "(actor_username, action, time, id)",
+    ),
+    (
+        "events_failures_time",
+        "(time, id) WHERE status_code >= 400",
+    ),
+];
+
+/// Whether no event is stored at all.
+pub fn is_empty(conn: &mut DbConn) -> Result<bool, DbError> {
+    let any: Option<i64> =
+        with_backend!(conn, c => events::table.select(events::id).first(c).optional())?;
+    Ok(any.is_none())
+}
+
+/// Drops the secondary indexes before a bulk load (see [`SECONDARY_INDEXES`]).
+pub fn drop_secondary_indexes(conn: &mut DbConn) -> Result<(), DbError> {
+    use diesel::connection::SimpleConnection;
+    let sql: String = SECONDARY_INDEXES
+        .iter()
+        .map(|(name, _)| format!("DROP INDEX IF EXISTS {name};"))
+        .collect();
+    with_backend!(conn, c => c.batch_execute(&sql))?;
+    Ok(())
+}
+
+/// Creates whichever secondary indexes are missing: after a bulk load, and on
+/// every start (a no-op normally; it repairs an import that was killed midway).
+pub fn ensure_secondary_indexes(conn: &mut DbConn) -> Result<(), DbError> {
+    use diesel::connection::SimpleConnection;
+    let sql: String = SECONDARY_INDEXES
+        .iter()
+        .map(|(name, columns)| format!("CREATE INDEX IF NOT EXISTS {name} ON events {columns};"))
+        .collect();
+    with_backend!(conn, c => c.batch_execute(&sql))?;
+    Ok(())
+}
+
+/// The names of the events table's indexes, as the database lists them.
+pub fn index_names(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
+    use diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let names: Vec<Name> = match conn {
+        DbConn::Sqlite(c) => diesel::sql_query(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND name NOT LIKE 'sqlite_%'",
+        )
+        .load(c)?,
+        DbConn::Postgres(c) => diesel::sql_query(
+            "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'events' AND indexname <> 'events_pkey'",
+        )
+        .load(c)?,
+    };
+    let mut names: Vec<String> = names.into_iter().map(|n| n.name).collect();
+    names.sort();
+    Ok(names)
+}
+
 /// How many events are stored (tests and small tables only: this is a full count).
 pub fn count_all(conn: &mut DbConn) -> Result<i64, DbError> {
     Ok(with_backend!(conn, c => events::table.count().get_result(c))?)
@@ -335,7 +410,13 @@ macro_rules! filtered_events {
             q = q.filter(events::request_id.eq(v.clone()));
         }
         match c.failed {
-            Some(true) => q = q.filter(events::status_code.ge(400)),
+            // A literal, not a bound 400, so the planner can match the partial
+            // index `events_failures_time` (its WHERE is the same text).
+            Some(true) => {
+                q = q.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "status_code >= 400",
+                ))
+            }
             Some(false) => q = q.filter(events::status_code.lt(400)),
             None => {}
         }
@@ -393,12 +474,43 @@ pub fn page(
 }
 
 /// How many events match, counting no further than `cap` (never a full count).
+/// The database counts (`SELECT COUNT(*) FROM (… LIMIT cap)`): no row leaves it.
 pub fn count_capped(conn: &mut DbConn, criteria: &Criteria, cap: i64) -> Result<i64, DbError> {
-    let ids: Vec<i64> = with_backend!(conn, c => filtered_events!(criteria)
-        .select(events::id)
-        .limit(cap)
-        .load(c))?;
-    Ok(ids.len() as i64)
+    Ok(with_backend!(conn, c => CountOf(
+        filtered_events!(criteria).select(events::id).limit(cap)
+    )
+    .get_result::<i64>(c))?)
+}
+
+/// `SELECT COUNT(*) FROM (<query>) AS matching`: diesel has no derived tables,
+/// so this wraps any query as one.
+struct CountOf<Q>(Q);
+
+impl<Q> diesel::query_builder::QueryId for CountOf<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q> diesel::query_builder::Query for CountOf<Q> {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl<Q, Conn> RunQueryDsl<Conn> for CountOf<Q> {}
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for CountOf<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        out.push_sql("SELECT COUNT(*) FROM (");
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(") AS matching");
+        Ok(())
+    }
 }
 
 /// Refreshes the planner's statistics after a large import.
@@ -407,7 +519,12 @@ pub fn optimize(conn: &mut DbConn) -> Result<(), DbError> {
     match conn {
         DbConn::Sqlite(c) => c.batch_execute("PRAGMA optimize; ANALYZE;")?,
         DbConn::Postgres(c) => {
-            c.batch_execute("ANALYZE events; ANALYZE actors; ANALYZE resource_targets;")?
+            // VACUUM sets the visibility map, without which the planner avoids
+            // index-only scans after a bulk load (the capped counts read the heap:
+            // 21 ms instead of 1.5 ms on 1M events). It must run on its own, not
+            // in a transaction or a multi-statement string.
+            c.batch_execute("VACUUM (ANALYZE) events")?;
+            c.batch_execute("ANALYZE actors; ANALYZE resource_targets;")?
         }
     }
     Ok(())

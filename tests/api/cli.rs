@@ -476,6 +476,19 @@ async fn import_stores_good_lines_names_bad_ones_and_is_idempotent(backend: Back
         &auditdesk(&db, &["import", "/no/such/file"], ""),
         "cannot open /no/such/file",
     );
+
+    // The first import went into an empty table, so it dropped the secondary
+    // indexes and built them afterwards: they are all there again.
+    let all_indexes = events::index_names(&mut db.connect()).unwrap();
+    assert_eq!(all_indexes.len(), 10, "{all_indexes:?}");
+    // An import killed with its indexes dropped is repaired on the next start.
+    events::drop_secondary_indexes(&mut db.connect()).unwrap();
+    assert_eq!(
+        events::index_names(&mut db.connect()).unwrap(),
+        ["events_event_uuid"]
+    );
+    assert!(auditdesk(&db, &["migrate"], "").status.success());
+    assert_eq!(events::index_names(&mut db.connect()).unwrap(), all_indexes);
 }
 
 async fn demo_fills_an_instance_once(backend: Backend) {
