@@ -476,8 +476,14 @@ pub fn page(
 /// How many events match, counting no further than `cap` (never a full count).
 /// The database counts (`SELECT COUNT(*) FROM (… LIMIT cap)`): no row leaves it.
 pub fn count_capped(conn: &mut DbConn, criteria: &Criteria, cap: i64) -> Result<i64, DbError> {
+    // Ordered like a page, so the count walks the page's own (…, time, id) index;
+    // unordered, SQLite 3.51 chose a skip-scan of another index for a time range
+    // (0.8 ms instead of 0.26 ms on 1M events).
     Ok(with_backend!(conn, c => CountOf(
-        filtered_events!(criteria).select(events::id).limit(cap)
+        filtered_events!(criteria)
+            .order((events::time.desc(), events::id.desc()))
+            .select(events::id)
+            .limit(cap)
     )
     .get_result::<i64>(c))?)
 }

@@ -66,6 +66,9 @@ PRAGMA busy_timeout = 15000;
 PRAGMA cache_size = -32768;
 PRAGMA wal_autocheckpoint = 10000;";
 
+/// Set on every PostgreSQL connection (see [`Manager::connect`]).
+const POSTGRES_SETTINGS: &str = "SET plan_cache_mode = force_custom_plan;";
+
 /// Where the data lives, parsed from `--database-url` / `DATABASE_URL`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
@@ -181,15 +184,20 @@ pub struct Manager {
 impl Manager {
     fn connect(&self) -> Result<DbConn, DbError> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url)
-                .map(DbConn::Postgres)
-                .map_err(|e| {
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = diesel::PgConnection::establish(url).map_err(|e| {
                     DbError::Connect(format!(
                         "PostgreSQL at {}: {}",
                         self.url,
                         one_line(&e.to_string())
                     ))
-                }),
+                })?;
+                // Plan each execution with its values. A generic plan cached while
+                // the events table was small (a sequential scan) stayed in use as
+                // it grew: an import's id lookups went from milliseconds to seconds.
+                conn.batch_execute(POSTGRES_SETTINGS)?;
+                Ok(DbConn::Postgres(conn))
+            }
             DatabaseUrl::Sqlite(path) => {
                 let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
                 if let Some(dir) = dir

@@ -126,6 +126,39 @@ async fn events_go_in_and_come_back_out_in_the_interchange_format(backend: Backe
     assert_eq!(stored(&app).await, before + 122);
 }
 
+async fn missing_id_and_time_are_assigned_on_arrival(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let ingest = app.token(Scope::Ingest);
+    let mut bare = event(1);
+    bare.as_object_mut().unwrap().remove("id");
+    bare.as_object_mut().unwrap().remove("time");
+    let before = chrono::Utc::now();
+    let (status, body) = app.ingest(&ingest, &json!([bare.clone(), bare])).await;
+    assert_eq!(status, 201, "{body}");
+    let ids: Vec<&str> = body["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "two events without ids are two events");
+    assert_ne!(ids[0], ids[1]);
+    for id in ids {
+        let uuid = uuid::Uuid::parse_str(id).expect("an assigned id is a UUID");
+        let row = events::find_by_uuid(&mut app.conn(), &uuid.to_string())
+            .unwrap()
+            .expect("stored under the assigned id");
+        let time = row.time.and_utc();
+        assert!(
+            time >= before - chrono::Duration::seconds(1)
+                && time <= chrono::Utc::now() + chrono::Duration::seconds(1),
+            "the time of arrival: {time}"
+        );
+    }
+}
+
 async fn a_batch_with_one_bad_event_stores_nothing(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -358,6 +391,7 @@ async fn bad_read_filters_are_400_naming_the_parameter(backend: Backend) {
 
 both_backends!(
     events_go_in_and_come_back_out_in_the_interchange_format,
+    missing_id_and_time_are_assigned_on_arrival,
     a_batch_with_one_bad_event_stores_nothing,
     replays_are_no_ops_and_changed_content_is_a_conflict,
     secrets_never_reach_the_database,
