@@ -152,6 +152,18 @@ fn done(manager: &SignedIn, note: String) -> Result<HttpResponse, AppError> {
         .finish())
 }
 
+/// The page again with `message` as its error, answering `status`.
+async fn show_error(
+    manager: &SignedIn,
+    state: &AppState,
+    status: StatusCode,
+    message: &str,
+    extras: Extras,
+) -> Result<HttpResponse, AppError> {
+    let error = Some(capitalized(message));
+    render(manager, state, status, Extras { error, ..extras }).await
+}
+
 /// A refused change: the page again, with the reason, as a 400 (or 404).
 async fn refused(
     manager: &SignedIn,
@@ -164,16 +176,7 @@ async fn refused(
         UserError::NotFound(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
     };
-    render(
-        manager,
-        state,
-        status,
-        Extras {
-            error: Some(capitalized(&e.to_string())),
-            ..extras
-        },
-    )
-    .await
+    show_error(manager, state, status, &e.to_string(), extras).await
 }
 
 fn capitalized(s: &str) -> String {
@@ -221,16 +224,7 @@ async fn add_user(
     let role: Role = match form.role.parse() {
         Ok(r) => r,
         Err(e) => {
-            return render(
-                m,
-                &state,
-                StatusCode::BAD_REQUEST,
-                Extras {
-                    error: Some(capitalized(&e.to_string())),
-                    ..extras()
-                },
-            )
-            .await;
+            return show_error(m, &state, StatusCode::BAD_REQUEST, &e.to_string(), extras()).await;
         }
     };
     let username = form.username.trim().to_owned();
@@ -291,14 +285,12 @@ async fn set_role(
     let role: Role = match form.role.parse() {
         Ok(r) => r,
         Err(e) => {
-            return render(
+            return show_error(
                 m,
                 &state,
                 StatusCode::BAD_REQUEST,
-                Extras {
-                    error: Some(capitalized(&e.to_string())),
-                    ..Extras::default()
-                },
+                &e.to_string(),
+                Extras::default(),
             )
             .await;
         }
@@ -408,16 +400,7 @@ async fn create_token(
     let scope: Scope = match form.scope.parse() {
         Ok(s) => s,
         Err(e) => {
-            return render(
-                m,
-                &state,
-                StatusCode::BAD_REQUEST,
-                Extras {
-                    error: Some(capitalized(&e)),
-                    ..Extras::default()
-                },
-            )
-            .await;
+            return show_error(m, &state, StatusCode::BAD_REQUEST, &e, Extras::default()).await;
         }
     };
     let by = m.changed_by(&req);
@@ -441,14 +424,12 @@ async fn create_token(
         }
         Err(TokenError::Db(e)) => Err(e.into()),
         Err(e) => {
-            render(
+            show_error(
                 m,
                 &state,
                 StatusCode::BAD_REQUEST,
-                Extras {
-                    error: Some(capitalized(&e.to_string())),
-                    ..Extras::default()
-                },
+                &e.to_string(),
+                Extras::default(),
             )
             .await
         }
@@ -481,26 +462,22 @@ async fn revoke_token(
         ),
         Err(TokenError::Db(e)) => Err(e.into()),
         Err(e @ TokenError::NotFound(_)) => {
-            render(
+            show_error(
                 m,
                 &state,
                 StatusCode::NOT_FOUND,
-                Extras {
-                    error: Some(capitalized(&e.to_string())),
-                    ..Extras::default()
-                },
+                &e.to_string(),
+                Extras::default(),
             )
             .await
         }
         Err(e) => {
-            render(
+            show_error(
                 m,
                 &state,
                 StatusCode::BAD_REQUEST,
-                Extras {
-                    error: Some(capitalized(&e.to_string())),
-                    ..Extras::default()
-                },
+                &e.to_string(),
+                Extras::default(),
             )
             .await
         }
