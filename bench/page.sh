@@ -7,7 +7,7 @@
 #      WRK_DURATION (default 10s), WRK_CONNS (16), WRK_THREADS (2), EXTRA_CASES=0 to skip extras,
 #      PG_HOST/PG_PORT/PG_USER for PostgreSQL (default 127.0.0.1:5432 postgres, trust auth),
 #      KEEP_DB=1 keeps the database (path printed) for EXPLAIN afterwards;
-#      PG_VACUUM=1 runs VACUUM ANALYZE on events after a PostgreSQL import.
+#      PG_VACUUM=1 runs VACUUM ANALYZE on events after a PostgreSQL import (no longer needed: the import does it).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
