@@ -420,9 +420,16 @@ fn import_command(conn: &mut DbConn, file: &str) -> Result<(), CliError> {
         if on_terminal {
             eprint!("building indexes...");
         }
-        db::events::ensure_secondary_indexes(conn)?;
+        let rebuilt = db::events::ensure_secondary_indexes(conn);
         if on_terminal {
             eprintln!(" done");
+        }
+        // The import's own error comes first (below); then whether the indexes came back.
+        if let (Ok(done), Err(e)) = (&summary, rebuilt) {
+            return Err(CliError(format!(
+                "{} events stored, but rebuilding the indexes failed: {e} (the next `auditdesk` command rebuilds them)",
+                done.stored
+            )));
         }
     }
     let summary = summary?;

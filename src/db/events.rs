@@ -266,10 +266,17 @@ pub fn drop_secondary_indexes(conn: &mut DbConn) -> Result<(), DbError> {
 /// every start (a no-op normally; it repairs an import that was killed midway).
 pub fn ensure_secondary_indexes(conn: &mut DbConn) -> Result<(), DbError> {
     use diesel::connection::SimpleConnection;
+    // Only what is missing: even `CREATE INDEX IF NOT EXISTS` takes a lock on the
+    // table on PostgreSQL, which would stall every instance's writes at each start.
+    let present = index_names(conn)?;
     let sql: String = SECONDARY_INDEXES
         .iter()
+        .filter(|(name, _)| !present.iter().any(|p| p == name))
         .map(|(name, columns)| format!("CREATE INDEX IF NOT EXISTS {name} ON events {columns};"))
         .collect();
+    if sql.is_empty() {
+        return Ok(());
+    }
     with_backend!(conn, c => c.batch_execute(&sql))?;
     Ok(())
 }

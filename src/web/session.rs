@@ -160,7 +160,11 @@ impl SessionStore for DbSessionStore {
         if updated {
             Ok(session_key)
         } else {
-            // The row is gone (ended elsewhere): start a fresh session rather than revive it.
+            // The row is gone (ended elsewhere: logout, a role change, a password
+            // reset): start a fresh, anonymous session rather than revive the login.
+            let mut state = state;
+            state.remove(USER_ID);
+            state.remove(CSRF);
             self.save(state, ttl)
                 .await
                 .map_err(|e| UpdateError::Other(anyhow::anyhow!("{e}")))

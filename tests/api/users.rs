@@ -273,6 +273,22 @@ async fn suspension_and_password_resets_are_audited_and_take_effect(backend: Bac
     assert_eq!(r.status(), 400);
 }
 
+async fn a_manager_who_resets_their_own_password_is_logged_out_too(backend: Backend) {
+    let Some(app) = app_with_root(backend).await else {
+        return;
+    };
+    app.add_user("root2", Role::SiteManager, PW);
+    let new_password = "another long passphrase 7";
+    let r = app
+        .users_form("/manage/users/root/password", &[("password", new_password)])
+        .await;
+    assert_eq!(r.status(), 303);
+    // The note written after the change must not bring the ended session back.
+    assert_eq!(app.get("/manage/users").await.status(), 303, "logged out");
+    assert_eq!(app.login("root", new_password).await.status(), 303);
+    assert_eq!(app.get("/manage/users").await.status(), 200);
+}
+
 async fn api_tokens_are_shown_once_work_and_stop_when_revoked(backend: Backend) {
     let Some(app) = app_with_root(backend).await else {
         return;
@@ -420,5 +436,6 @@ both_backends!(
     role_changes_are_audited_and_the_last_site_manager_stays,
     suspension_and_password_resets_are_audited_and_take_effect,
     api_tokens_are_shown_once_work_and_stop_when_revoked,
+    a_manager_who_resets_their_own_password_is_logged_out_too,
     only_site_managers_change_users_and_only_with_the_csrf_token,
 );
