@@ -222,7 +222,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Import { file } => {
             let mut conn = db::connect_one(&url)?;
             db::run_migrations(&mut conn)?;
-            db::prepare_bulk_load(&mut conn)?;
             import_command(&mut conn, &file)
         }
         Command::Export(args) => {
@@ -276,6 +275,10 @@ impl crate::audit::import::Progress for TerminalProgress {
             summary.stored,
             summary.refused.len()
         );
+    }
+
+    fn building_indexes(&mut self) {
+        eprint!("\rbuilding indexes...{:40}", "");
     }
 }
 
@@ -407,33 +410,11 @@ fn import_command(conn: &mut DbConn, file: &str) -> Result<(), CliError> {
     } else {
         &mut quiet
     };
-    // Into an empty table, load first and build the indexes after.
-    let bulk = db::events::is_empty(conn)?;
-    if bulk {
-        db::events::drop_secondary_indexes(conn)?;
-    }
     let summary = import(conn, input, progress);
     if on_terminal {
         eprintln!();
     }
-    if bulk {
-        if on_terminal {
-            eprint!("building indexes...");
-        }
-        let rebuilt = db::events::ensure_secondary_indexes(conn);
-        if on_terminal {
-            eprintln!(" done");
-        }
-        // The import's own error comes first (below); then whether the indexes came back.
-        if let (Ok(done), Err(e)) = (&summary, rebuilt) {
-            return Err(CliError(format!(
-                "{} events stored, but rebuilding the indexes failed: {e} (the next `auditdesk` command rebuilds them)",
-                done.stored
-            )));
-        }
-    }
     let summary = summary?;
-    db::events::optimize(conn)?;
     for r in summary.refused.iter().take(20) {
         eprintln!("line {}: {}", r.line, r.reason);
     }

@@ -283,7 +283,13 @@ fn keep_a_site_manager(
     still_manages: bool,
 ) -> Result<(), UserError> {
     let is_active_manager = user.role == Role::SiteManager && !user.suspended;
-    if is_active_manager && !still_manages && db::users::count_active_site_managers(conn)? <= 1 {
+    if !is_active_manager || still_manages {
+        return Ok(());
+    }
+    // Counted under a lock, so two managers demoting each other at once cannot
+    // both see the other one remain.
+    db::users::lock_for_role_change(conn)?;
+    if db::users::count_active_site_managers(conn)? <= 1 {
         return Err(UserError::LastSiteManager);
     }
     Ok(())

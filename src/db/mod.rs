@@ -52,7 +52,11 @@ pub type PooledConn = r2d2::PooledConnection<Manager>;
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// Set on every SQLite connection.
+/// How long a SQLite writer waits for the write lock before giving up, in ms:
+/// SQLite's busy_timeout, and the wait for this process's own writer lock.
+const BUSY_TIMEOUT_MS: u64 = 15_000;
+
+/// Set on every SQLite connection, with `busy_timeout` = [`BUSY_TIMEOUT_MS`].
 /// - WAL: readers never wait for the writer.
 /// - synchronous=FULL: an acknowledged event survives a power cut, not only a crash.
 /// - busy_timeout: a writer waits its turn instead of failing with "database is locked".
@@ -62,7 +66,6 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;
-PRAGMA busy_timeout = 15000;
 PRAGMA cache_size = -32768;
 PRAGMA wal_autocheckpoint = 10000;";
 
@@ -221,7 +224,10 @@ impl Manager {
                         one_line(&e.to_string())
                     ))
                 })?;
-                conn.batch_execute(SQLITE_PRAGMAS).map_err(|e| {
+                conn.batch_execute(&format!(
+                    "{SQLITE_PRAGMAS}\nPRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"
+                ))
+                .map_err(|e| {
                     DbError::Connect(format!(
                         "SQLite file '{}': {}",
                         path.display(),
@@ -335,8 +341,8 @@ pub fn ping(conn: &mut DbConn) -> Result<(), DbError> {
 /// Held by this process's SQLite write transactions (see [`write_transaction`]).
 static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// How long a writer waits for its turn, like SQLite's own busy_timeout.
-const SQLITE_WRITER_WAIT: Duration = Duration::from_millis(15_000);
+/// How long a writer waits for its turn, in this process as in SQLite's busy_timeout.
+const SQLITE_WRITER_WAIT: Duration = Duration::from_millis(BUSY_TIMEOUT_MS);
 
 /// Waits for this process's SQLite writer lock, at most [`SQLITE_WRITER_WAIT`]
 /// (a stuck writer must not hang every other one, and with them the pool).
@@ -353,9 +359,10 @@ fn sqlite_writer_turn() -> Result<std::sync::MutexGuard<'static, ()>, diesel::re
             Err(TryLockError::WouldBlock) => {
                 return Err(diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::Unknown,
-                    Box::new(
-                        "database is locked: another write did not finish within 15 s".to_owned(),
-                    ),
+                    Box::new(format!(
+                        "database is locked: another write did not finish within {} s",
+                        BUSY_TIMEOUT_MS / 1000
+                    )),
                 ));
             }
         }

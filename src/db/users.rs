@@ -104,16 +104,20 @@ pub fn any_exist(conn: &mut DbConn) -> Result<bool, DbError> {
     Ok(n > 0)
 }
 
-/// How many site managers are not suspended.
-/// Called inside the write transaction of a role change or suspension. On
-/// PostgreSQL it first locks the users table against other such changes (the lock
-/// mode conflicts with itself), so two managers demoting each other at once cannot
-/// both see "another site manager remains"; SQLite's writers are serialised already.
-pub fn count_active_site_managers(conn: &mut DbConn) -> Result<i64, DbError> {
+/// Inside a write transaction, keeps other changes of roles and suspensions out
+/// until it ends. On PostgreSQL (READ COMMITTED) two managers demoting each other
+/// at once would otherwise both count "another site manager remains"; this lock
+/// mode conflicts with itself. SQLite's writers are serialised already.
+pub fn lock_for_role_change(conn: &mut DbConn) -> Result<(), DbError> {
     if let DbConn::Postgres(c) = conn {
         use diesel::connection::SimpleConnection;
         c.batch_execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")?;
     }
+    Ok(())
+}
+
+/// How many site managers are not suspended.
+pub fn count_active_site_managers(conn: &mut DbConn) -> Result<i64, DbError> {
     Ok(with_backend!(conn, c => users::table
         .filter(users::role.eq("site_manager"))
         .filter(users::suspended.eq(false))

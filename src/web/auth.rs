@@ -14,7 +14,6 @@ use super::session::TypedSession;
 use super::views::{LoginPage, Nav, SetupPage, html};
 use crate::audit::Actor;
 use crate::auth::login::{self, LoginAttempt, LoginOutcome};
-use crate::auth::password::hash_password;
 use crate::auth::users::{self, ChangedBy, NewUser, User, UserError};
 use crate::auth::{Role, password};
 use crate::error::AppError;
@@ -306,13 +305,7 @@ async fn login_submit(
         ip: client_ip(&req),
         user_agent: user_agent(&req),
     };
-    // Each argon2 check takes ~19 MiB: a flood of logins waits here instead of
-    // exhausting memory.
-    let _permit = state
-        .password_checks
-        .acquire()
-        .await
-        .map_err(|e| AppError::Internal(format!("password check limiter: {e}")))?;
+    let _turn = state.password_turn().await?;
     let outcome = state
         .db(move |conn| Ok::<_, AppError>(login::attempt(conn, &attempt, Utc::now())?))
         .await?;
@@ -449,15 +442,7 @@ async fn setup_submit(
     if !errors.is_empty() {
         return again(errors);
     }
-    let _permit = state
-        .password_checks
-        .acquire()
-        .await
-        .map_err(|e| AppError::Internal(format!("password check limiter: {e}")))?;
-    let password = form.password.clone();
-    let hash = web::block(move || hash_password(&password))
-        .await
-        .map_err(|e| AppError::Internal(format!("hashing: {e}")))?;
+    let hash = state.hash_password(form.password.clone()).await?;
     let by = ChangedBy {
         actor: Actor {
             username: username.clone(),

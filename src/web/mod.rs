@@ -66,6 +66,23 @@ impl AppState {
             )))),
         }
     }
+
+    /// A turn at password hashing: each argon2 run takes ~19 MiB, so a flood of
+    /// logins or password changes waits here instead of exhausting memory.
+    pub async fn password_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
+        self.password_checks
+            .acquire()
+            .await
+            .map_err(|e| AppError::Internal(format!("password check limiter: {e}")))
+    }
+
+    /// Hashes a new password with argon2id on the blocking pool, in turn.
+    pub async fn hash_password(&self, password: String) -> Result<String, AppError> {
+        let _turn = self.password_turn().await?;
+        web::block(move || crate::auth::password::hash_password(&password))
+            .await
+            .map_err(|e| AppError::Internal(format!("hashing: {e}")))
+    }
 }
 
 /// Registers every area's routes, and turns malformed forms and query strings

@@ -11,7 +11,7 @@ use super::AppState;
 use super::auth::{SignedIn, SiteManager};
 use super::views::{Nav, html};
 use crate::auth::Role;
-use crate::auth::password::{check_new_password, hash_password};
+use crate::auth::password::check_new_password;
 use crate::auth::tokens::{self, Scope, TokenError};
 use crate::auth::users::{self, NewUser, UserError};
 use crate::error::AppError;
@@ -179,23 +179,26 @@ async fn refused(
     show_error(manager, state, status, &e.to_string(), extras).await
 }
 
+/// A refused token change, like [`refused`].
+async fn token_refused(
+    manager: &SignedIn,
+    state: &AppState,
+    e: TokenError,
+) -> Result<HttpResponse, AppError> {
+    let status = match e {
+        TokenError::Db(db) => return Err(db.into()),
+        TokenError::NotFound(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    show_error(manager, state, status, &e.to_string(), Extras::default()).await
+}
+
 fn capitalized(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect::<String>() + ".",
         None => String::new(),
     }
-}
-
-async fn hash(state: &AppState, password: String) -> Result<String, AppError> {
-    let _permit = state
-        .password_checks
-        .acquire()
-        .await
-        .map_err(|e| AppError::Internal(format!("password limiter: {e}")))?;
-    web::block(move || hash_password(&password))
-        .await
-        .map_err(|e| AppError::Internal(format!("hashing: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -231,7 +234,7 @@ async fn add_user(
     if let Err(e) = users::check_new_user(&username, &form.email, &form.password) {
         return refused(m, &state, e, extras()).await;
     }
-    let hash = hash(&state, form.password.clone()).await?;
+    let hash = state.hash_password(form.password.clone()).await?;
     let by = m.changed_by(&req);
     let (u, e) = (username.clone(), form.email.clone());
     let created = state
@@ -367,7 +370,7 @@ async fn reset_password(
     if let Err(e) = check_new_password(&form.password) {
         return refused(m, &state, UserError::WeakPassword(e), Extras::default()).await;
     }
-    let hash = hash(&state, form.into_inner().password).await?;
+    let hash = state.hash_password(form.into_inner().password).await?;
     let by = m.changed_by(&req);
     let name = username.clone();
     let result = state
@@ -422,17 +425,7 @@ async fn create_token(
             )
             .await
         }
-        Err(TokenError::Db(e)) => Err(e.into()),
-        Err(e) => {
-            show_error(
-                m,
-                &state,
-                StatusCode::BAD_REQUEST,
-                &e.to_string(),
-                Extras::default(),
-            )
-            .await
-        }
+        Err(e) => token_refused(m, &state, e).await,
     }
 }
 
@@ -460,26 +453,6 @@ async fn revoke_token(
                 t.id, t.name
             ),
         ),
-        Err(TokenError::Db(e)) => Err(e.into()),
-        Err(e @ TokenError::NotFound(_)) => {
-            show_error(
-                m,
-                &state,
-                StatusCode::NOT_FOUND,
-                &e.to_string(),
-                Extras::default(),
-            )
-            .await
-        }
-        Err(e) => {
-            show_error(
-                m,
-                &state,
-                StatusCode::BAD_REQUEST,
-                &e.to_string(),
-                Extras::default(),
-            )
-            .await
-        }
+        Err(e) => token_refused(m, &state, e).await,
     }
 }

@@ -30,6 +30,18 @@ fn single_event(client_no: usize, n: usize) -> (String, Value) {
     (id, event)
 }
 
+/// An ingest token made directly in the (migrated) database.
+fn ingest_token(db: &TestDb, name: &str) -> String {
+    tokens::create(
+        &mut db.connect(),
+        name,
+        Scope::Ingest,
+        &ChangedBy::local_operator(),
+    )
+    .unwrap()
+    .1
+}
+
 async fn every_acknowledged_event_survives_a_sigkill(backend: Backend) {
     let Some(db) = TestDb::new(backend) else {
         return;
@@ -37,14 +49,7 @@ async fn every_acknowledged_event_survives_a_sigkill(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let url = db.url_string();
     let (mut server, port) = serve_with(dir.path(), Some(&url), &[], Stdio::null());
-    let token = tokens::create(
-        &mut db.connect(),
-        "durability",
-        Scope::Ingest,
-        &ChangedBy::local_operator(),
-    )
-    .unwrap()
-    .1;
+    let token = ingest_token(&db, "durability");
 
     // Eight clients send single events as fast as they are answered, and keep the
     // ids that were answered 201, until the server dies under them.
@@ -136,14 +141,7 @@ async fn stored_events_are_logged_on_stdout_as_coder_json(backend: Backend) {
         &["--log-audit-json"],
         Stdio::piped(),
     );
-    let token = tokens::create(
-        &mut db.connect(),
-        "log",
-        Scope::Ingest,
-        &ChangedBy::local_operator(),
-    )
-    .unwrap()
-    .1;
+    let token = ingest_token(&db, "log");
     let (id, event) = single_event(1, 1);
     let replay = event.clone();
     let endpoint = format!("http://127.0.0.1:{port}/api/v1/audit-logs");
