@@ -79,7 +79,8 @@ impl Application {
             .port();
         let key = cookie_key(&pool)?;
         crate::audit::store::log_stored_events_as_json(config.log_audit_json);
-        let state = crate::web::AppState::new(pool.clone(), config.clone());
+        let events = db::event_writer::EventWriter::start(&config.database_url, pool.clone())?;
+        let state = crate::web::AppState::new(pool.clone(), config.clone(), events);
         let store = DbSessionStore::new(pool.clone(), config.idle_timeout, config.absolute_timeout);
         let secure = config.secure_cookies();
         let absolute = CookieDuration::seconds(

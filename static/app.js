@@ -22,8 +22,38 @@ document.addEventListener("DOMContentLoaded", () => {
     // made just before leaving still showing: reset the form to what the
     // server rendered for this URL.
     window.addEventListener("pageshow", () => form.reset());
+    for (const input of form.querySelectorAll("input[data-suggest]")) suggestAsTyped(input);
   }
 });
+
+// Fills a text filter's suggestion list with the most used values that contain
+// what is typed (the page itself lists only the most used few).
+function suggestAsTyped(input) {
+  const list = input.list;
+  if (!list) return;
+  let timer = 0;
+  let asked = 0;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const ask = ++asked;
+      const params = new URLSearchParams({ field: input.dataset.suggest, q: input.value });
+      try {
+        const r = await fetch("/manage/audit/suggestions?" + params, { credentials: "same-origin" });
+        if (!r.ok || ask !== asked) return;
+        const { values } = await r.json();
+        if (ask !== asked) return;
+        list.replaceChildren(...values.map((v) => {
+          const o = document.createElement("option");
+          o.value = v;
+          return o;
+        }));
+      } catch (e) {
+        // No suggestions this time; the field still filters by what is typed.
+      }
+    }, 150);
+  });
+}
 
 // Submits the filter form without its empty fields, so bookmarks stay short.
 function submitClean(form) {

@@ -17,7 +17,7 @@ pub const MAX_LIMIT: u32 = 500;
 /// The page sizes the page offers.
 pub const PAGE_SIZES: [u32; 5] = [25, 50, 100, 250, 500];
 /// Longest accepted value of a text filter, in bytes.
-const MAX_VALUE_BYTES: usize = 1024;
+pub const MAX_VALUE_BYTES: usize = 1024;
 
 /// The query string as received: every parameter of CONTRACT.md, as text.
 /// Unknown parameters are refused, never silently ignored.

@@ -41,21 +41,8 @@ pub fn criteria(filter: &Filter) -> Criteria {
         failed: filter.status.map(|s| s == Outcome::Failure),
         from: filter.from.map(|t| t.naive_utc()),
         to: filter.to.map(|t| t.naive_utc()),
-        text_pattern: filter.q.as_deref().map(like_pattern),
+        text_pattern: filter.q.as_deref().map(crate::db::events::like_pattern),
     }
-}
-
-/// `%text%` in lowercase, with LIKE's wildcards in the text escaped.
-fn like_pattern(text: &str) -> String {
-    let mut p = String::from("%");
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
 }
 
 fn cursor(direction: Direction, row: &EventRow) -> Cursor {
@@ -118,14 +105,4 @@ pub fn count_matching(conn: &mut DbConn, filter: &Filter) -> Result<MatchCount, 
     } else {
         MatchCount::Exactly(n)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::like_pattern;
-
-    #[test]
-    fn free_text_wildcards_are_taken_literally() {
-        assert_eq!(like_pattern("50%_Off\\"), "%50\\%\\_off\\\\%");
-    }
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Action, Actor, Diff, Event, NewEvent};
+use crate::db::event_writer::EventWriter;
 use crate::db::events::{self as rows, EventRow, InsertOutcome, NewEventRow, OnConflict};
 use crate::db::{DbConn, DbError};
 
@@ -27,12 +28,34 @@ pub fn store_batch(
     batch: &[NewEvent],
     on_conflict: OnConflict,
 ) -> Result<InsertOutcome, DbError> {
+    let outcome = rows::insert_batch(conn, &to_rows(batch), on_conflict)?;
+    print_stored(batch, &outcome);
+    Ok(outcome)
+}
+
+/// Stores a batch sent over the API through the event writer, which groups
+/// concurrent requests into one transaction; all or nothing of this batch.
+pub async fn store_sent(
+    writer: &EventWriter,
+    batch: &[NewEvent],
+) -> Result<InsertOutcome, DbError> {
+    let outcome = writer
+        .insert(to_rows(batch), OnConflict::RefuseBatch)
+        .await?;
+    print_stored(batch, &outcome);
+    Ok(outcome)
+}
+
+fn to_rows(batch: &[NewEvent]) -> Vec<NewEventRow> {
     let received_at = Utc::now().naive_utc();
-    let new_rows: Vec<NewEventRow> = batch.iter().map(|e| to_row(e, received_at)).collect();
-    let outcome = rows::insert_batch(conn, &new_rows, on_conflict)?;
-    // Printed only after the commit, so the log never shows an event the
-    // database does not hold. (Inside an enclosing transaction, such as a user
-    // change, the line may precede that transaction's commit.)
+    batch.iter().map(|e| to_row(e, received_at)).collect()
+}
+
+/// The JSON log of stored events, printed only after the commit, so the log
+/// never shows an event the database does not hold. (Inside an enclosing
+/// transaction, such as a user change, the line may precede that
+/// transaction's commit.)
+fn print_stored(batch: &[NewEvent], outcome: &InsertOutcome) {
     if JSON_LOG.load(Ordering::Relaxed) && !outcome.stored.is_empty() {
         let mut out = std::io::stdout().lock();
         for &i in &outcome.stored {
@@ -40,7 +63,6 @@ pub fn store_batch(
         }
         let _ = out.flush();
     }
-    Ok(outcome)
 }
 
 /// Stores one event the application records about itself (logins, user changes).

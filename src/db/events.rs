@@ -90,37 +90,55 @@ pub fn insert_batch(
     if rows.is_empty() {
         return Ok(InsertOutcome::default());
     }
-    write_transaction(conn, |conn| {
-        let stored_hashes = existing_hashes(conn, rows)?;
-        let mut outcome = InsertOutcome::default();
-        // Ids seen earlier in this same batch, with their content hash.
-        let mut in_batch: HashMap<&str, &str> = HashMap::with_capacity(rows.len());
-        for (i, row) in rows.iter().enumerate() {
-            let known = stored_hashes
-                .get(row.event_uuid.as_str())
-                .map(String::as_str)
-                .or_else(|| in_batch.get(row.event_uuid.as_str()).copied());
-            match known {
-                Some(hash) if hash == row.content_hash => outcome.already_present.push(i),
-                Some(_) => outcome.conflicts.push(i),
-                None => {
-                    in_batch.insert(&row.event_uuid, &row.content_hash);
-                    outcome.stored.push(i);
-                }
+    // Two concurrent transactions (PostgreSQL) can both find an id absent and
+    // both insert it: the second then fails on the unique index once the first
+    // commits. Written again, it finds the stored row and answers as for any
+    // stored id (already present, or a conflict).
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match write_transaction(conn, |conn| insert_rows(conn, rows, on_conflict)) {
+            Err(DbError::Query(e)) if attempts < 3 && super::is_unique_violation(&e) => continue,
+            done => return done,
+        }
+    }
+}
+
+/// The body of [`insert_batch`], inside the caller's (write) transaction.
+pub(super) fn insert_rows(
+    conn: &mut DbConn,
+    rows: &[NewEventRow],
+    on_conflict: OnConflict,
+) -> Result<InsertOutcome, DbError> {
+    let stored_hashes = existing_hashes(conn, rows)?;
+    let mut outcome = InsertOutcome::default();
+    // Ids seen earlier in this same batch, with their content hash.
+    let mut in_batch: HashMap<&str, &str> = HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let known = stored_hashes
+            .get(row.event_uuid.as_str())
+            .map(String::as_str)
+            .or_else(|| in_batch.get(row.event_uuid.as_str()).copied());
+        match known {
+            Some(hash) if hash == row.content_hash => outcome.already_present.push(i),
+            Some(_) => outcome.conflicts.push(i),
+            None => {
+                in_batch.insert(&row.event_uuid, &row.content_hash);
+                outcome.stored.push(i);
             }
         }
-        if on_conflict == OnConflict::RefuseBatch && !outcome.conflicts.is_empty() {
-            outcome.stored.clear();
-            return Ok(outcome);
-        }
-        let new_rows: Vec<&NewEventRow> = outcome.stored.iter().map(|&i| &rows[i]).collect();
-        for chunk in new_rows.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<NewEventRow> = chunk.iter().map(|r| (*r).clone()).collect();
-            with_backend!(conn, c => diesel::insert_into(events::table).values(&values).execute(c))?;
-        }
-        count_dimensions(conn, &new_rows)?;
-        Ok(outcome)
-    })
+    }
+    if on_conflict == OnConflict::RefuseBatch && !outcome.conflicts.is_empty() {
+        outcome.stored.clear();
+        return Ok(outcome);
+    }
+    let new_rows: Vec<&NewEventRow> = outcome.stored.iter().map(|&i| &rows[i]).collect();
+    for chunk in new_rows.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<NewEventRow> = chunk.iter().map(|r| (*r).clone()).collect();
+        with_backend!(conn, c => diesel::insert_into(events::table).values(&values).execute(c))?;
+    }
+    count_dimensions(conn, &new_rows)?;
+    Ok(outcome)
 }
 
 fn existing_hashes(
@@ -350,6 +368,56 @@ pub fn top_resource_targets(conn: &mut DbConn, limit: i64) -> Result<Vec<Dimensi
         .collect())
 }
 
+/// Which dropdown table [`matching_values`] searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    /// `actors.username`
+    User,
+    /// `resource_targets.name`
+    ResourceTarget,
+}
+
+/// Up to `limit` values of a dropdown table that contain `part` (ignoring case;
+/// `%` and `_` match themselves), most used first. Walks the table's
+/// event-count index from the top and stops at `limit` matches, so a common
+/// fragment is answered after a few rows; a rare one reads the small table.
+pub fn matching_values(
+    conn: &mut DbConn,
+    dimension: Dimension,
+    part: &str,
+    limit: i64,
+) -> Result<Vec<String>, DbError> {
+    let pattern = like_pattern(part);
+    Ok(match dimension {
+        Dimension::User => with_backend!(conn, c => actors::table
+            .filter(lower(actors::username).like(&pattern).escape('\\'))
+            .order((actors::event_count.desc(), actors::username.asc()))
+            .limit(limit)
+            .select(actors::username)
+            .load(c))?,
+        Dimension::ResourceTarget => with_backend!(conn, c => resource_targets::table
+            .filter(lower(resource_targets::name).like(&pattern).escape('\\'))
+            .order((resource_targets::event_count.desc(), resource_targets::name.asc()))
+            .limit(limit)
+            .select(resource_targets::name)
+            .load(c))?,
+    })
+}
+
+/// `%text%` in lowercase, with LIKE's wildcards in the text escaped by `\`;
+/// compared with `lower(column)`, it finds the text anywhere, ignoring case.
+pub fn like_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
 /// The newest events, newest first.
 pub fn latest(conn: &mut DbConn, limit: i64) -> Result<Vec<EventRow>, DbError> {
     Ok(with_backend!(conn, c => events::table
@@ -541,4 +609,14 @@ pub fn optimize(conn: &mut DbConn) -> Result<(), DbError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn free_text_wildcards_are_taken_literally() {
+        assert_eq!(like_pattern("50%_Off\\"), "%50\\%\\_off\\\\%");
+    }
 }

@@ -7,6 +7,7 @@
 //! expands the same code for each backend: the few statements that really differ
 //! (upserts, PRAGMAs, how a write transaction begins) stay readable in one place.
 
+pub mod event_writer;
 pub mod events;
 pub mod login_failures;
 pub mod schema;
@@ -63,11 +64,19 @@ const BUSY_TIMEOUT_MS: u64 = 15_000;
 /// - cache_size: 32 MiB a connection (SQLite's default is 2 MiB), filled only as
 ///   pages are used; with less, every insert into the events table's indexes read
 ///   its pages back through the operating system (ingest was kernel-bound).
+/// - wal_autocheckpoint: the WAL is copied back into the database file once it
+///   holds 100,000 pages (~400 MiB) rather than 10,000: an index page that many
+///   commits change is copied back once, not once every few commits (a bulk
+///   insert of 150,000 generated events in batches of 1,000 went from 9,800 to
+///   15,400 events/s).
+/// - journal_size_limit: after such a checkpoint the WAL file shrinks back to
+///   64 MiB, so a quiet instance does not keep 400 MiB beside its database.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;
 PRAGMA cache_size = -32768;
-PRAGMA wal_autocheckpoint = 10000;";
+PRAGMA wal_autocheckpoint = 100000;
+PRAGMA journal_size_limit = 67108864;";
 
 /// Set on every PostgreSQL connection (see [`Manager::connect`]).
 const POSTGRES_SETTINGS: &str = "SET plan_cache_mode = force_custom_plan;";

@@ -14,7 +14,6 @@ use crate::audit::query::fetch_page;
 use crate::audit::{EventInput, FieldError, NewEvent, store};
 use crate::auth::tokens::{self, Scope, Token};
 use crate::db::DbError;
-use crate::db::events::OnConflict;
 
 /// The most events one request may carry.
 pub const MAX_EVENTS: usize = 10_000;
@@ -260,11 +259,9 @@ async fn ingest(
         return Err(problem);
     }
     let ids: Vec<String> = events.iter().map(|e| e.event.id.to_string()).collect();
-    let outcome = state
-        .db(move |conn| {
-            store::store_batch(conn, &events, OnConflict::RefuseBatch).map_err(Problem::from)
-        })
-        .await?;
+    let outcome = store::store_sent(&state.events, &events)
+        .await
+        .map_err(Problem::from)?;
     if !outcome.conflicts.is_empty() {
         let mut problem = Problem::new(
             StatusCode::CONFLICT,

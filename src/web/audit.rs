@@ -9,7 +9,8 @@ use super::auth::AuditReader;
 use super::views::{Nav, html};
 use crate::audit::export::{Format, export as run_export, record_export};
 use crate::audit::filter::{
-    AuditQuery, DEFAULT_LIMIT, Direction, PAGE_SIZES, ParamError, RawQuery, encode_query,
+    AuditQuery, DEFAULT_LIMIT, Direction, MAX_VALUE_BYTES, PAGE_SIZES, ParamError, RawQuery,
+    encode_query,
 };
 use crate::audit::query::{MatchCount, Page, count_matching, fetch_page};
 use crate::audit::{Action, Event};
@@ -18,7 +19,54 @@ use crate::error::AppError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/manage/audit", web::get().to(page))
-        .route("/manage/audit/export", web::get().to(export));
+        .route("/manage/audit/export", web::get().to(export))
+        .route("/manage/audit/suggestions", web::get().to(suggestions));
+}
+
+/// The query of `/manage/audit/suggestions`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuggestionQuery {
+    field: String,
+    #[serde(default)]
+    q: String,
+}
+
+/// How many values the page's form lists for User and Resource Target: the
+/// most used inline, and as many for what the viewer is typing.
+const SUGGESTIONS: i64 = 20;
+
+/// `GET /manage/audit/suggestions?field=user|resource_target&q=TEXT`: the most
+/// used users or resource targets whose name contains the text (ignoring case),
+/// as `{"field": …, "values": [...]}`. The page's script fills the inputs'
+/// suggestion lists from it as the viewer types, so that any of tens of
+/// thousands of values can be found while the page carries only a few.
+async fn suggestions(
+    _reader: AuditReader,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let query = web::Query::<SuggestionQuery>::from_query(req.query_string())
+        .map_err(|e| AppError::BadRequest(format!("The suggestion address is malformed: {e}.")))?
+        .into_inner();
+    let dimension = match query.field.as_str() {
+        "user" => events::Dimension::User,
+        "resource_target" => events::Dimension::ResourceTarget,
+        other => {
+            return Err(AppError::BadRequest(format!(
+                "field: '{other}' has no suggestions; use user or resource_target."
+            )));
+        }
+    };
+    if query.q.len() > MAX_VALUE_BYTES {
+        return Err(AppError::BadRequest(format!(
+            "q: at most {MAX_VALUE_BYTES} bytes."
+        )));
+    }
+    let values = state
+        .db(move |conn| events::matching_values(conn, dimension, &query.q, SUGGESTIONS))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "field": query.field, "values": values })))
 }
 
 /// Splits `format=` from the filters of an export's query string.
@@ -315,9 +363,6 @@ struct AuditPage<'a> {
     newer_href: Option<String>,
     older_href: Option<String>,
 }
-
-/// How many of the most used targets and users the form suggests.
-const SUGGESTIONS: i64 = 200;
 
 /// What the page reads from the database in one trip.
 struct Loaded {

@@ -18,6 +18,7 @@ use actix_web::{HttpRequest, web};
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::db::event_writer::EventWriter;
 use crate::db::{DbConn, DbError, Pool};
 use crate::error::AppError;
 
@@ -29,16 +30,19 @@ const CONCURRENT_PASSWORD_CHECKS: usize = 4;
 pub struct AppState {
     pub pool: Pool,
     pub config: Config,
+    /// Writes the events sent over the API (grouped on SQLite).
+    pub events: EventWriter,
     /// Caps concurrent password hashing so a login flood cannot exhaust memory.
     pub password_checks: Arc<Semaphore>,
 }
 
 impl AppState {
-    /// Wraps the pool and configuration.
-    pub fn new(pool: Pool, config: Config) -> Self {
+    /// Wraps the pool, the configuration and the event writer.
+    pub fn new(pool: Pool, config: Config, events: EventWriter) -> Self {
         Self {
             pool,
             config,
+            events,
             password_checks: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
         }
     }

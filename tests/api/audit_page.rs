@@ -392,6 +392,121 @@ async fn secrets_show_as_stars_and_long_values_are_shortened_with_the_full_value
     );
 }
 
+async fn suggestions(app: &TestApp, query: &str) -> (u16, serde_json::Value) {
+    let r = app.get(&format!("/manage/audit/suggestions?{query}")).await;
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// The User and Resource Target inputs list a few values inline and ask for
+/// more as the viewer types: any stored value can be found, most used first.
+async fn suggestions_find_any_value_by_a_fragment_most_used_first(backend: Backend) {
+    let Some(app) = app_with_known_events(backend).await else {
+        return;
+    };
+    // 40 more users, beyond what the page lists inline; "Zed_7%" has the most events.
+    let mut extra: Vec<NewEvent> = Vec::new();
+    for n in 0..40u32 {
+        let name = if n == 7 {
+            "Zed_7%".to_owned()
+        } else {
+            format!("zed{n:02}")
+        };
+        for k in 0..(if n == 7 { 3 } else { 1 }) {
+            let json = format!(
+                r#"{{"id":"00000000-0000-4000-9000-{:012}","time":"2026-03-02T00:00:00Z","user":{{"username":"{name}"}},
+                "action":"open","resource_type":"workspace","resource_target":"ws-of-{name}"}}"#,
+                n * 10 + k
+            );
+            extra.push(
+                EventInput::from_json(&json)
+                    .unwrap()
+                    .validate(Utc::now())
+                    .unwrap(),
+            );
+        }
+    }
+    store::store_batch(&mut app.conn(), &extra, OnConflict::RefuseBatch).unwrap();
+
+    let (status, body) = suggestions(&app, "field=user&q=ZED").await;
+    assert_eq!(status, 200, "{body}");
+    let values: Vec<&str> = body["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(values.len(), 20, "at most 20: {values:?}");
+    assert_eq!(
+        values[0], "Zed_7%",
+        "most used first, case ignored: {values:?}"
+    );
+    assert!(
+        values.iter().all(|v| v.to_lowercase().contains("zed")),
+        "{values:?}"
+    );
+
+    // % and _ are themselves, not wildcards.
+    let (_, body) = suggestions(&app, "field=user&q=d_").await;
+    assert_eq!(
+        body["values"],
+        serde_json::json!(["Zed_7%"]),
+        "'_' is literal"
+    );
+    let (_, body) = suggestions(&app, "field=user&q=7%25").await;
+    assert_eq!(
+        body["values"],
+        serde_json::json!(["Zed_7%"]),
+        "'%' is literal"
+    );
+
+    let (_, body) = suggestions(&app, "field=resource_target&q=of-zed39").await;
+    assert_eq!(body["values"], serde_json::json!(["ws-of-zed39"]));
+    let (_, body) = suggestions(&app, "field=resource_target&q=no-such-thing").await;
+    assert_eq!(body["values"], serde_json::json!([]));
+
+    // The page lists only the most used few inline.
+    let page = app.get("/manage/audit").await.text().await.unwrap();
+    let users_list = &page[page.find("<datalist id=\"users\">").unwrap()..];
+    let users_list = &users_list[..users_list.find("</datalist>").unwrap()];
+    assert_eq!(users_list.matches("<option").count(), 20);
+    assert!(
+        users_list.contains("value=\"alice\""),
+        "the busiest users are inline"
+    );
+
+    // Bad requests name the problem.
+    for (query, names) in [
+        ("field=action&q=a", "field"),
+        ("q=a", "field"),
+        ("field=user&colour=red", "colour"),
+    ] {
+        let r = app.get(&format!("/manage/audit/suggestions?{query}")).await;
+        assert_eq!(r.status(), 400, "{query}");
+        assert!(
+            r.text().await.unwrap().contains(names),
+            "{query} names {names}"
+        );
+    }
+    let long = "x".repeat(1025);
+    let r = app
+        .get(&format!("/manage/audit/suggestions?field=user&q={long}"))
+        .await;
+    assert_eq!(r.status(), 400);
+
+    // Only auditors and site managers may look.
+    app.add_user("mo", Role::Member, PW);
+    let member = app.another_visitor();
+    assert_eq!(member.login("mo", PW).await.status(), 303);
+    assert_eq!(
+        member
+            .get("/manage/audit/suggestions?field=user&q=a")
+            .await
+            .status(),
+        403
+    );
+}
+
 both_backends!(
     each_filter_alone_and_combined_gives_exactly_the_right_events,
     paging_by_cursor_visits_every_matching_event_once,
@@ -399,4 +514,5 @@ both_backends!(
     bad_parameters_get_400_naming_the_field_and_keep_the_rest,
     hostile_values_render_as_text,
     secrets_show_as_stars_and_long_values_are_shortened_with_the_full_value_kept,
+    suggestions_find_any_value_by_a_fragment_most_used_first,
 );

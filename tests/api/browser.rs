@@ -254,4 +254,37 @@ async fn filters_change_the_url_and_rows_and_survive_reload_back_and_forward() {
     browser.wait_for_url("/manage/audit").await;
     assert!(!browser.url().await.contains('?'));
     assert_eq!(rows(&browser.source().await), unfiltered);
+
+    // A target too rarely used to be listed inline is suggested once typed.
+    let all_targets = auditdesk::db::events::matching_values(
+        &mut app.conn(),
+        auditdesk::db::events::Dimension::ResourceTarget,
+        "",
+        10_000,
+    )
+    .unwrap();
+    assert!(all_targets.len() > 20, "the demo has many targets");
+    let rare = all_targets.last().unwrap().clone();
+    let inline = browser.source().await;
+    let option = format!("<option value=\"{rare}\">");
+    assert!(
+        !inline.contains(&option),
+        "{rare} is not among the inline suggestions"
+    );
+    browser.type_into("#f-resource_target", &rare).await;
+    let mut suggested = false;
+    for _ in 0..50 {
+        let page = browser.source().await;
+        let list = &page[page.find("<datalist id=\"targets\">").unwrap()..];
+        if list[..list.find("</datalist>").unwrap()].contains(&option) {
+            suggested = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(suggested, "typing '{rare}' suggests it");
+    assert!(
+        !browser.url().await.contains('?'),
+        "typing alone does not apply the filter"
+    );
 }

@@ -389,6 +389,74 @@ async fn bad_read_filters_are_400_naming_the_parameter(backend: Backend) {
     assert!(p["detail"].as_str().unwrap().contains("colour"));
 }
 
+/// Requests that arrive together may be written in one transaction (SQLite's
+/// event writer groups them): each must still stand or fall alone.
+async fn concurrent_requests_stand_or_fall_alone(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let ingest = app.token(Scope::Ingest);
+    assert_eq!(app.ingest(&ingest, &json!([event(1)])).await.0, 201);
+    let before = stored(&app).await;
+
+    let mut changed = event(1);
+    changed["action"] = json!("delete");
+    let mut twin_a = event(900);
+    twin_a["action"] = json!("write");
+    let mut twin_b = event(900);
+    twin_b["action"] = json!("delete");
+    let mut bodies: Vec<(&str, Value)> = (0..20u32)
+        .map(|k| {
+            (
+                "new",
+                json!((0..5).map(|j| event(100 + k * 5 + j)).collect::<Vec<_>>()),
+            )
+        })
+        .collect();
+    bodies.push(("conflict", json!([event(800), changed])));
+    bodies.push(("replay", json!([event(1)])));
+    bodies.push(("twin", json!([twin_a])));
+    bodies.push(("twin", json!([twin_b])));
+    let answers =
+        futures_util::future::join_all(bodies.iter().map(|(_, body)| app.ingest(&ingest, body)))
+            .await;
+
+    for ((kind, _), (status, body)) in bodies.iter().zip(&answers) {
+        match *kind {
+            "new" => assert_eq!((*status, body["stored"].as_u64()), (201, Some(5)), "{body}"),
+            "conflict" => assert_eq!(*status, 409, "{body}"),
+            "replay" => assert_eq!(
+                (
+                    *status,
+                    body["stored"].as_u64(),
+                    body["already_present"].as_u64()
+                ),
+                (201, Some(0), Some(1)),
+                "{body}"
+            ),
+            _ => {}
+        }
+    }
+    // Two requests with one new id and different content: one wins, one is a conflict.
+    let mut twins: Vec<u16> = bodies
+        .iter()
+        .zip(&answers)
+        .filter(|((kind, _), _)| *kind == "twin")
+        .map(|(_, (status, _))| *status)
+        .collect();
+    twins.sort();
+    assert_eq!(twins, [201, 409]);
+    assert_eq!(
+        stored(&app).await,
+        before + 20 * 5 + 1,
+        "the new batches and one twin are stored; nothing of the conflicting request"
+    );
+    let (_, _, page) = app
+        .read_api(&app.token(Scope::Read), "resource_id=ws-800")
+        .await;
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(0), "{page}");
+}
+
 both_backends!(
     events_go_in_and_come_back_out_in_the_interchange_format,
     missing_id_and_time_are_assigned_on_arrival,
@@ -398,4 +466,5 @@ both_backends!(
     wrong_credentials_get_401_or_403_as_problems,
     oversized_requests_get_413,
     bad_read_filters_are_400_naming_the_parameter,
+    concurrent_requests_stand_or_fall_alone,
 );
