@@ -50,7 +50,9 @@ impl std::fmt::Display for AppError {
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Pool(_) | DbError::Connect(_) => Self::Unavailable(e.to_string()),
+            DbError::Pool(_) | DbError::Connect(_) | DbError::Unavailable(_) => {
+                Self::Unavailable(e.to_string())
+            }
             other => Self::Internal(other.to_string()),
         }
     }

@@ -35,8 +35,9 @@ function suggestAsTyped(input) {
   let asked = 0;
   input.addEventListener("input", () => {
     clearTimeout(timer);
+    // Any answer still on its way is for older text from now on.
+    const ask = ++asked;
     timer = setTimeout(async () => {
-      const ask = ++asked;
       const params = new URLSearchParams({ field: input.dataset.suggest, q: input.value });
       try {
         const r = await fetch("/manage/audit/suggestions?" + params, { credentials: "same-origin" });

@@ -17,7 +17,7 @@ pub const MAX_LIMIT: u32 = 500;
 /// The page sizes the page offers.
 pub const PAGE_SIZES: [u32; 5] = [25, 50, 100, 250, 500];
 /// Longest accepted value of a text filter, in bytes.
-pub const MAX_VALUE_BYTES: usize = 1024;
+const MAX_VALUE_BYTES: usize = 1024;
 
 /// The query string as received: every parameter of CONTRACT.md, as text.
 /// Unknown parameters are refused, never silently ignored.
@@ -156,23 +156,70 @@ fn parse_bound(raw: &str) -> Result<DateTime<Utc>, String> {
     })
 }
 
+/// A text parameter, trimmed; `None` when absent or blank. At most
+/// [`MAX_VALUE_BYTES`], without control characters (PostgreSQL refuses NUL).
+fn text_value(param: &'static str, value: Option<&str>) -> Result<Option<String>, ParamError> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if v.len() > MAX_VALUE_BYTES || v.chars().any(char::is_control) {
+        return Err(ParamError {
+            param,
+            message: format!("must be at most {MAX_VALUE_BYTES} bytes, without control characters"),
+        });
+    }
+    Ok(Some(v.to_owned()))
+}
+
+/// Which text filter the viewer is typing into, for its suggestion list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suggested {
+    User,
+    ResourceTarget,
+}
+
+/// A request for suggestions: the filter and the text typed so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuggestionQuery {
+    pub field: Suggested,
+    /// Empty: the most used values.
+    pub text: String,
+}
+
+impl SuggestionQuery {
+    /// Validates `field` (`user` or `resource_target`) and `q` (as the filters' text).
+    pub fn parse(field: Option<&str>, q: Option<&str>) -> Result<Self, ParamError> {
+        let field = match field.map(str::trim) {
+            Some("user") => Suggested::User,
+            Some("resource_target") => Suggested::ResourceTarget,
+            Some(other) => {
+                return Err(ParamError {
+                    param: "field",
+                    message: format!("'{other}' has no suggestions; use user or resource_target"),
+                });
+            }
+            None => {
+                return Err(ParamError {
+                    param: "field",
+                    message: "is required: user or resource_target".into(),
+                });
+            }
+        };
+        let text = text_value("q", q)?.unwrap_or_default();
+        Ok(Self { field, text })
+    }
+}
+
 impl AuditQuery {
     /// Validates every parameter; an empty one means "any". All problems are
     /// reported at once, each under its parameter's name.
     pub fn parse(raw: &RawQuery) -> Result<AuditQuery, Vec<ParamError>> {
         let mut errors = Vec::new();
         let mut text = |param: &'static str, value: &Option<String>| -> Option<String> {
-            let v = value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
-            if v.len() > MAX_VALUE_BYTES || v.chars().any(char::is_control) {
-                errors.push(ParamError {
-                    param,
-                    message: format!(
-                        "must be at most {MAX_VALUE_BYTES} bytes, without control characters"
-                    ),
-                });
-                return None;
-            }
-            Some(v.to_owned())
+            text_value(param, value.as_deref()).unwrap_or_else(|e| {
+                errors.push(e);
+                None
+            })
         };
         let resource_type = text("resource_type", &raw.resource_type);
         let resource_target = text("resource_target", &raw.resource_target);

@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 
 use super::Event;
-use super::filter::{AuditQuery, Cursor, Direction, Filter, Outcome};
+use super::filter::{AuditQuery, Cursor, Direction, Filter, Outcome, Suggested, SuggestionQuery};
 use super::store::{LoadError, from_row};
-use crate::db::DbConn;
 use crate::db::events::{self as rows, Criteria, EventRow, Position};
+use crate::db::{DbConn, DbError};
 
 /// The count is never taken further than this ("10,000+").
 pub const COUNT_CAP: i64 = 10_000;
@@ -105,4 +105,16 @@ pub fn count_matching(conn: &mut DbConn, filter: &Filter) -> Result<MatchCount, 
     } else {
         MatchCount::Exactly(n)
     })
+}
+
+/// How many values a suggestion list holds (the page's inline lists as well).
+pub const SUGGESTIONS: i64 = 20;
+
+/// The most used users or resource targets containing the typed text.
+pub fn suggestions(conn: &mut DbConn, query: &SuggestionQuery) -> Result<Vec<String>, DbError> {
+    let dimension = match query.field {
+        Suggested::User => rows::Dimension::User,
+        Suggested::ResourceTarget => rows::Dimension::ResourceTarget,
+    };
+    rows::matching_values(conn, dimension, &query.text, SUGGESTIONS)
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Action, Actor, Diff, Event, NewEvent};
-use crate::db::event_writer::EventWriter;
+use crate::db::event_writer::{AfterCommit, EventWriter};
 use crate::db::events::{self as rows, EventRow, InsertOutcome, NewEventRow, OnConflict};
 use crate::db::{DbConn, DbError};
 
@@ -34,16 +34,20 @@ pub fn store_batch(
 }
 
 /// Stores a batch sent over the API through the event writer, which groups
-/// concurrent requests into one transaction; all or nothing of this batch.
+/// concurrent requests into one transaction; all or nothing of this batch. The
+/// JSON log lines are printed right after the commit, even if the requester
+/// has gone by then.
 pub async fn store_sent(
     writer: &EventWriter,
-    batch: &[NewEvent],
+    batch: Vec<NewEvent>,
 ) -> Result<InsertOutcome, DbError> {
-    let outcome = writer
-        .insert(to_rows(batch), OnConflict::RefuseBatch)
-        .await?;
-    print_stored(batch, &outcome);
-    Ok(outcome)
+    let rows = to_rows(&batch);
+    let then: AfterCommit = if JSON_LOG.load(Ordering::Relaxed) {
+        Box::new(move |outcome| print_stored(&batch, outcome))
+    } else {
+        Box::new(|_| {})
+    };
+    writer.insert(rows, OnConflict::RefuseBatch, then).await
 }
 
 fn to_rows(batch: &[NewEvent]) -> Vec<NewEventRow> {

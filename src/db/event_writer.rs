@@ -12,10 +12,13 @@
 //!   connection has written; a pooled connection therefore met the events'
 //!   indexes cold on almost every batch and read their pages back through the
 //!   operating system. The writer's own connection keeps them (see
-//!   [`WRITER_PRAGMAS`]).
+//!   [`WRITER_PRAGMAS`]) as long as the other writes (logins, sessions, user
+//!   changes) stay rare.
 //!
 //! On PostgreSQL, which takes concurrent writers and groups their commits
 //! itself, each request is written on a pooled connection.
+
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use tokio::sync::{mpsc, oneshot};
@@ -50,6 +53,7 @@ enum Inner {
 struct Job {
     rows: Vec<NewEventRow>,
     on_conflict: OnConflict,
+    then: AfterCommit,
     answer: oneshot::Sender<Result<InsertOutcome, DbError>>,
 }
 
@@ -62,8 +66,7 @@ impl EventWriter {
                 inner: Inner::Pool(pool),
             });
         }
-        let mut conn = connect_one(url)?;
-        conn.batch_execute(WRITER_PRAGMAS)?;
+        let conn = writer_connection(url)?;
         let (queue, jobs) = mpsc::channel(QUEUED_REQUESTS);
         let url = url.clone();
         std::thread::Builder::new()
@@ -75,22 +78,34 @@ impl EventWriter {
         })
     }
 
+    /// Whether events can be written (for `/readyz`): on SQLite, whether the
+    /// writer thread is running.
+    pub fn is_running(&self) -> bool {
+        match &self.inner {
+            Inner::Pool(_) => true,
+            Inner::Thread(queue) => !queue.is_closed(),
+        }
+    }
+
     /// Stores a batch in one transaction, idempotently by event id (see
-    /// [`super::events::insert_batch`]); returns once it is committed.
+    /// [`super::events::insert_batch`]); returns once it is committed. `then`
+    /// runs with the outcome right after the commit, on the writing thread, even
+    /// if the caller stops waiting (the JSON log of stored events must not miss
+    /// an event whose requester went away).
     pub async fn insert(
         &self,
         rows: Vec<NewEventRow>,
         on_conflict: OnConflict,
+        then: AfterCommit,
     ) -> Result<InsertOutcome, DbError> {
-        if rows.is_empty() {
-            return Ok(InsertOutcome::default());
-        }
         match &self.inner {
             Inner::Pool(pool) => {
                 let pool = pool.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut conn = pool.get()?;
-                    super::events::insert_batch(&mut conn, &rows, on_conflict)
+                    let outcome = insert_batch(&mut conn, &rows, on_conflict)?;
+                    then(&outcome);
+                    Ok(outcome)
                 })
                 .await
                 .map_err(|e| DbError::Pool(format!("the database task failed: {e}")))?
@@ -100,18 +115,44 @@ impl EventWriter {
                 let job = Job {
                     rows,
                     on_conflict,
+                    then,
                     answer,
                 };
-                queue
-                    .send(job)
-                    .await
-                    .map_err(|_| DbError::Pool("the event writer has stopped".into()))?;
+                match tokio::time::timeout(QUEUE_WAIT, queue.send(job)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {
+                        return Err(DbError::Unavailable(
+                            "the event writer has stopped; nothing of this request was stored"
+                                .into(),
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(DbError::Unavailable(format!(
+                            "the event writer is busy (its queue stayed full for {} s); nothing of this request was stored, send it again",
+                            QUEUE_WAIT.as_secs()
+                        )));
+                    }
+                }
                 answered.await.map_err(|_| {
-                    DbError::Pool("the event writer stopped before answering".into())
+                    DbError::Unavailable(
+                        "the event writer stopped while writing this request: whether it was stored is unknown; sending it again is safe".into(),
+                    )
                 })?
             }
         }
     }
+}
+
+/// What runs right after a batch is committed (see [`EventWriter::insert`]).
+pub type AfterCommit = Box<dyn FnOnce(&InsertOutcome) + Send>;
+
+/// How long a request waits for room in the writer's queue before a 503.
+const QUEUE_WAIT: Duration = Duration::from_secs(15);
+
+fn writer_connection(url: &DatabaseUrl) -> Result<DbConn, DbError> {
+    let mut conn = connect_one(url)?;
+    conn.batch_execute(WRITER_PRAGMAS)?;
+    Ok(conn)
 }
 
 /// The writer thread: takes the next request and whatever else is waiting, and
@@ -129,52 +170,110 @@ fn run(mut conn: DbConn, mut jobs: mpsc::Receiver<Job>, url: &DatabaseUrl) {
                 Err(_) => break,
             }
         }
-        let results = write_group(&mut conn, &group);
+        // Writers elsewhere in this process (logins, user changes) wait for the
+        // same lock; a writer that takes it back at once would starve them.
+        super::let_waiting_writers_in();
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write_group(&mut conn, &group, url)
+        }));
+        let results = written.unwrap_or_else(|_| {
+            tracing::error!(requests = group.len(), "event writer: a group panicked");
+            if let Ok(fresh) = writer_connection(url) {
+                conn = fresh;
+            }
+            group
+                .iter()
+                .map(|_| {
+                    Err(DbError::Unavailable(
+                        "the event writer failed while writing this request: whether it was stored is unknown; sending it again is safe".into(),
+                    ))
+                })
+                .collect()
+        });
         tracing::debug!(
             requests = group.len(),
             events,
             "event writer: group written"
         );
-        if results.iter().any(Result::is_err) {
-            // Start the next group on a fresh connection, in case this one is
-            // left in a state it cannot leave (a failed rollback).
-            match connect_one(url).and_then(|mut fresh| {
-                fresh.batch_execute(WRITER_PRAGMAS)?;
-                Ok(fresh)
-            }) {
-                Ok(fresh) => conn = fresh,
-                Err(e) => tracing::warn!(error = %e, "event writer: cannot reconnect"),
-            }
-        }
         for (job, result) in group.into_iter().zip(results) {
+            if let Ok(outcome) = &result {
+                (job.then)(outcome);
+            }
             // The requester may have gone (client disconnected): nothing to tell.
             let _ = job.answer.send(result);
         }
     }
 }
 
-/// Writes the group in one transaction. Should that fail, each job is written
-/// again alone, so that one request's failure never fails the others. (No
-/// savepoint per job: SQLite copies every page a savepoint touches into a
-/// sub-journal, which cost more than the rare retry.)
-fn write_group(conn: &mut DbConn, group: &[Job]) -> Vec<Result<InsertOutcome, DbError>> {
-    if let [job] = group {
-        return vec![insert_batch(conn, &job.rows, job.on_conflict)];
-    }
-    let written = write_transaction(conn, |conn| {
-        group
-            .iter()
-            .map(|job| insert_rows(conn, &job.rows, job.on_conflict))
-            .collect::<Result<Vec<_>, DbError>>()
-    });
-    match written {
-        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, requests = group.len(), "event writer: the group failed; writing its requests one by one");
-            group
-                .iter()
-                .map(|job| insert_batch(conn, &job.rows, job.on_conflict))
-                .collect()
+fn failure(message: &str) -> DbError {
+    DbError::Query(diesel::result::Error::DatabaseError(
+        diesel::result::DatabaseErrorKind::Unknown,
+        Box::new(message.to_owned()),
+    ))
+}
+
+/// Writes the group in one transaction (no savepoint per request: SQLite
+/// copies every page a savepoint touches into a sub-journal, which cost more
+/// than the rare retry). When one request's statements fail, that request gets
+/// the error and the others are written again without it; a failure that
+/// belongs to no request (the lock, the commit, the disk) answers them all.
+/// After any failure the connection is replaced, in case it was left in a
+/// state it cannot leave.
+fn write_group(
+    conn: &mut DbConn,
+    group: &[Job],
+    url: &DatabaseUrl,
+) -> Vec<Result<InsertOutcome, DbError>> {
+    let mut results: Vec<Option<Result<InsertOutcome, DbError>>> =
+        group.iter().map(|_| None).collect();
+    let mut pending: Vec<usize> = (0..group.len()).collect();
+    while !pending.is_empty() {
+        let mut failed = None;
+        let written = write_transaction(conn, |conn| {
+            let mut outcomes = Vec::with_capacity(pending.len());
+            for &i in &pending {
+                let job = &group[i];
+                match insert_rows(conn, &job.rows, job.on_conflict) {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(e) => {
+                        failed = Some(i);
+                        return Err(e);
+                    }
+                }
+            }
+            Ok::<_, DbError>(outcomes)
+        });
+        match written {
+            Ok(outcomes) => {
+                for (&i, outcome) in pending.iter().zip(outcomes) {
+                    results[i] = Some(Ok(outcome));
+                }
+                pending.clear();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, requests = pending.len(), "event writer: a group transaction failed");
+                match writer_connection(url) {
+                    Ok(fresh) => *conn = fresh,
+                    Err(e) => tracing::warn!(error = %e, "event writer: cannot reconnect"),
+                }
+                match failed {
+                    Some(i) => {
+                        results[i] = Some(Err(e));
+                        pending.retain(|&j| j != i);
+                    }
+                    None => {
+                        let message = e.to_string();
+                        for &j in &pending {
+                            results[j] = Some(Err(failure(&message)));
+                        }
+                        pending.clear();
+                    }
+                }
+            }
         }
     }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(failure("the event writer lost this request's outcome"))))
+        .collect()
 }

@@ -377,10 +377,10 @@ pub enum Dimension {
     ResourceTarget,
 }
 
-/// Up to `limit` values of a dropdown table that contain `part` (ignoring case;
-/// `%` and `_` match themselves), most used first. Walks the table's
-/// event-count index from the top and stops at `limit` matches, so a common
-/// fragment is answered after a few rows; a rare one reads the small table.
+/// Up to `limit` values of a dropdown table that contain `part` (ignoring the
+/// case of ASCII letters on SQLite, of all letters on PostgreSQL; `%` and `_`
+/// match themselves), most used first. Reads the small dropdown table, never
+/// the events.
 pub fn matching_values(
     conn: &mut DbConn,
     dimension: Dimension,

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::login_failures;
-use super::{DbConn, DbError, with_backend};
+use super::{DbConn, DbError, with_backend, write_statement};
 
 /// Records a failed login.
 pub fn record(
@@ -13,13 +13,15 @@ pub fn record(
     ip: &str,
     time: NaiveDateTime,
 ) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::insert_into(login_failures::table)
+    write_statement(conn, |conn| {
+        with_backend!(conn, c => diesel::insert_into(login_failures::table)
         .values((
             login_failures::account.eq(account),
             login_failures::ip.eq(ip),
             login_failures::time.eq(time),
         ))
-        .execute(c))?;
+        .execute(c))
+    })?;
     Ok(())
 }
 
@@ -51,13 +53,17 @@ pub fn for_ip(
 
 /// Forgets an account's failures (after it logs in successfully).
 pub fn clear_account(conn: &mut DbConn, account: &str) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::delete(login_failures::table.filter(login_failures::account.eq(account))).execute(c))?;
+    write_statement(
+        conn,
+        |conn| with_backend!(conn, c => diesel::delete(login_failures::table.filter(login_failures::account.eq(account))).execute(c)),
+    )?;
     Ok(())
 }
 
 /// Forgets failures older than `before`.
 pub fn prune(conn: &mut DbConn, before: NaiveDateTime) -> Result<usize, DbError> {
-    Ok(
-        with_backend!(conn, c => diesel::delete(login_failures::table.filter(login_failures::time.lt(before))).execute(c))?,
+    write_statement(
+        conn,
+        |conn| with_backend!(conn, c => diesel::delete(login_failures::table.filter(login_failures::time.lt(before))).execute(c)),
     )
 }

@@ -69,8 +69,9 @@ const BUSY_TIMEOUT_MS: u64 = 15_000;
 ///   commits change is copied back once, not once every few commits (a bulk
 ///   insert of 150,000 generated events in batches of 1,000 went from 9,800 to
 ///   15,400 events/s).
-/// - journal_size_limit: after such a checkpoint the WAL file shrinks back to
-///   64 MiB, so a quiet instance does not keep 400 MiB beside its database.
+/// - journal_size_limit: once a checkpoint has copied everything back, the next
+///   write shrinks the WAL file to 64 MiB, so a quiet instance does not keep
+///   400 MiB beside its database.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;
@@ -155,6 +156,8 @@ pub enum DbError {
     Connect(String),
     /// No connection became free in time (the database may be down).
     Pool(String),
+    /// A write could not be taken now; the message says what became of it.
+    Unavailable(String),
     /// A migration failed.
     Migration(String),
     /// A query failed.
@@ -167,6 +170,7 @@ impl fmt::Display for DbError {
             Self::Config(m) => f.write_str(m),
             Self::Connect(m) => write!(f, "cannot connect to the database: {m}"),
             Self::Pool(m) => write!(f, "no database connection available: {m}"),
+            Self::Unavailable(m) => f.write_str(m),
             Self::Migration(m) => write!(f, "database migration failed: {m}"),
             Self::Query(e) => write!(f, "database error: {e}"),
         }
@@ -357,6 +361,19 @@ const SQLITE_WRITER_WAIT: Duration = Duration::from_millis(BUSY_TIMEOUT_MS);
 /// (a stuck writer must not hang every other one, and with them the pool).
 fn sqlite_writer_turn() -> Result<std::sync::MutexGuard<'static, ()>, diesel::result::Error> {
     use std::sync::TryLockError;
+    use std::sync::atomic::Ordering;
+    if let Ok(turn) = SQLITE_WRITER.try_lock() {
+        return Ok(turn);
+    }
+    /// Counts this writer in [`WAITING_WRITERS`] until it has its turn or gives up.
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            WAITING_WRITERS.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    WAITING_WRITERS.fetch_add(1, Ordering::AcqRel);
+    let _waiting = Waiting;
     let deadline = std::time::Instant::now() + SQLITE_WRITER_WAIT;
     loop {
         match SQLITE_WRITER.try_lock() {
@@ -423,6 +440,30 @@ where
         };
     }
     conn.transaction(f)
+}
+
+/// One write statement, queued like [`write_transaction`]s: on SQLite a lone
+/// UPDATE relying on busy_timeout alone would wait behind a busy event writer
+/// with SQLite's sleeps of up to 100 ms between tries, and could time out.
+pub(crate) fn write_statement<T>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> Result<T, diesel::result::Error>,
+) -> Result<T, DbError> {
+    write_transaction(conn, |c| f(c).map_err(DbError::from))
+}
+
+/// Writers of this process waiting for [`SQLITE_WRITER`].
+static WAITING_WRITERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Called by a writer that writes back to back (the event writer) before it
+/// takes the lock again: gives writers already waiting (at most 50 ms) the
+/// chance to go first, since the lock itself is not fair.
+pub(crate) fn let_waiting_writers_in() {
+    use std::sync::atomic::Ordering;
+    let until = std::time::Instant::now() + Duration::from_millis(50);
+    while WAITING_WRITERS.load(Ordering::Acquire) > 0 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Whether a diesel error is a unique-constraint violation.

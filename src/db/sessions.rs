@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::sessions;
-use super::{DbConn, DbError, with_backend};
+use super::{DbConn, DbError, with_backend, write_statement};
 
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -20,7 +20,10 @@ pub struct SessionRow {
 
 /// Stores a new session.
 pub fn insert(conn: &mut DbConn, row: &SessionRow) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::insert_into(sessions::table).values(row).execute(c))?;
+    write_statement(
+        conn,
+        |conn| with_backend!(conn, c => diesel::insert_into(sessions::table).values(row).execute(c)),
+    )?;
     Ok(())
 }
 
@@ -41,34 +44,42 @@ pub fn update_state(
     state: &str,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    let n = with_backend!(conn, c => diesel::update(sessions::table.find(key_hash))
+    let n = write_statement(conn, |conn| {
+        with_backend!(conn, c => diesel::update(sessions::table.find(key_hash))
         .set((
             sessions::state.eq(state),
             sessions::user_id.eq(user_id),
             sessions::last_seen_at.eq(now),
         ))
-        .execute(c))?;
+        .execute(c))
+    })?;
     Ok(n > 0)
 }
 
 /// Marks a session as used now (for the idle timeout).
 pub fn touch(conn: &mut DbConn, key_hash: &str, now: NaiveDateTime) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::update(sessions::table.find(key_hash))
+    write_statement(conn, |conn| {
+        with_backend!(conn, c => diesel::update(sessions::table.find(key_hash))
         .set(sessions::last_seen_at.eq(now))
-        .execute(c))?;
+        .execute(c))
+    })?;
     Ok(())
 }
 
 /// Deletes one session.
 pub fn delete(conn: &mut DbConn, key_hash: &str) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::delete(sessions::table.find(key_hash)).execute(c))?;
+    write_statement(
+        conn,
+        |conn| with_backend!(conn, c => diesel::delete(sessions::table.find(key_hash)).execute(c)),
+    )?;
     Ok(())
 }
 
 /// Deletes every session of a user (suspension, role change, password reset).
 pub fn delete_for_user(conn: &mut DbConn, user_id: i64) -> Result<usize, DbError> {
-    Ok(
-        with_backend!(conn, c => diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(c))?,
+    write_statement(
+        conn,
+        |conn| with_backend!(conn, c => diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(c)),
     )
 }
 
@@ -78,8 +89,10 @@ pub fn delete_expired(
     now: NaiveDateTime,
     idle_before: NaiveDateTime,
 ) -> Result<usize, DbError> {
-    Ok(with_backend!(conn, c => diesel::delete(
+    write_statement(conn, |conn| {
+        with_backend!(conn, c => diesel::delete(
         sessions::table.filter(sessions::expires_at.le(now).or(sessions::last_seen_at.lt(idle_before))),
     )
-    .execute(c))?)
+    .execute(c))
+    })
 }

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::api_tokens;
-use super::{DbConn, DbError, with_backend};
+use super::{DbConn, DbError, with_backend, write_statement};
 
 /// A stored API token (without its secret, which is never stored).
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
@@ -64,8 +64,10 @@ pub fn revoke(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<bool, Db
 
 /// Records that a token was used.
 pub fn touch(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::update(api_tokens::table.find(id))
+    write_statement(conn, |conn| {
+        with_backend!(conn, c => diesel::update(api_tokens::table.find(id))
         .set(api_tokens::last_used_at.eq(Some(now)))
-        .execute(c))?;
+        .execute(c))
+    })?;
     Ok(())
 }

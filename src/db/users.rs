@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::users;
-use super::{DbConn, DbError, with_backend};
+use super::{DbConn, DbError, with_backend, write_statement};
 
 /// A stored user.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
@@ -161,8 +161,10 @@ pub fn set_password_hash(
 
 /// Records a successful login.
 pub fn set_last_login(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::update(users::table.find(id))
+    write_statement(conn, |conn| {
+        with_backend!(conn, c => diesel::update(users::table.find(id))
         .set(users::last_login_at.eq(Some(now)))
-        .execute(c))?;
+        .execute(c))
+    })?;
     Ok(())
 }

@@ -56,6 +56,14 @@ impl std::fmt::Display for Problem {
 impl From<DbError> for Problem {
     fn from(e: DbError) -> Self {
         match e {
+            DbError::Unavailable(detail) => {
+                tracing::error!(%detail, "event write not taken");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    detail,
+                )
+            }
             DbError::Pool(_) | DbError::Connect(_) => {
                 tracing::error!(error = %e, "database unavailable");
                 Problem::new(
@@ -259,7 +267,7 @@ async fn ingest(
         return Err(problem);
     }
     let ids: Vec<String> = events.iter().map(|e| e.event.id.to_string()).collect();
-    let outcome = store::store_sent(&state.events, &events)
+    let outcome = store::store_sent(&state.events, events)
         .await
         .map_err(Problem::from)?;
     if !outcome.conflicts.is_empty() {

@@ -9,10 +9,10 @@ use super::auth::AuditReader;
 use super::views::{Nav, html};
 use crate::audit::export::{Format, export as run_export, record_export};
 use crate::audit::filter::{
-    AuditQuery, DEFAULT_LIMIT, Direction, MAX_VALUE_BYTES, PAGE_SIZES, ParamError, RawQuery,
+    AuditQuery, DEFAULT_LIMIT, Direction, PAGE_SIZES, ParamError, RawQuery, SuggestionQuery,
     encode_query,
 };
-use crate::audit::query::{MatchCount, Page, count_matching, fetch_page};
+use crate::audit::query::{MatchCount, Page, SUGGESTIONS, count_matching, fetch_page};
 use crate::audit::{Action, Event};
 use crate::db::events;
 use crate::error::AppError;
@@ -26,15 +26,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The query of `/manage/audit/suggestions`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SuggestionQuery {
-    field: String,
-    #[serde(default)]
-    q: String,
+struct RawSuggestionQuery {
+    field: Option<String>,
+    q: Option<String>,
 }
-
-/// How many values the page's form lists for User and Resource Target: the
-/// most used inline, and as many for what the viewer is typing.
-const SUGGESTIONS: i64 = 20;
 
 /// `GET /manage/audit/suggestions?field=user|resource_target&q=TEXT`: the most
 /// used users or resource targets whose name contains the text (ignoring case),
@@ -46,27 +41,16 @@ async fn suggestions(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let query = web::Query::<SuggestionQuery>::from_query(req.query_string())
+    let raw = web::Query::<RawSuggestionQuery>::from_query(req.query_string())
         .map_err(|e| AppError::BadRequest(format!("The suggestion address is malformed: {e}.")))?
         .into_inner();
-    let dimension = match query.field.as_str() {
-        "user" => events::Dimension::User,
-        "resource_target" => events::Dimension::ResourceTarget,
-        other => {
-            return Err(AppError::BadRequest(format!(
-                "field: '{other}' has no suggestions; use user or resource_target."
-            )));
-        }
-    };
-    if query.q.len() > MAX_VALUE_BYTES {
-        return Err(AppError::BadRequest(format!(
-            "q: at most {MAX_VALUE_BYTES} bytes."
-        )));
-    }
+    let query = SuggestionQuery::parse(raw.field.as_deref(), raw.q.as_deref())
+        .map_err(|e| AppError::BadRequest(format!("{e}.")))?;
+    let field = raw.field.unwrap_or_default();
     let values = state
-        .db(move |conn| events::matching_values(conn, dimension, &query.q, SUGGESTIONS))
+        .db(move |conn| crate::audit::query::suggestions(conn, &query))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "field": query.field, "values": values })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "field": field.trim(), "values": values })))
 }
 
 /// Splits `format=` from the filters of an export's query string.

@@ -19,6 +19,12 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if !state.events.is_running() {
+        tracing::error!("readiness check failed: the event writer has stopped");
+        return HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body("event writer stopped\n");
+    }
     let pool = state.pool.clone();
     // A short wait: a load balancer asks often and must get an answer quickly.
     let ready = web::block(move || {

@@ -489,10 +489,22 @@ async fn suggestions_find_any_value_by_a_fragment_most_used_first(backend: Backe
         );
     }
     let long = "x".repeat(1025);
-    let r = app
-        .get(&format!("/manage/audit/suggestions?field=user&q={long}"))
+    for q in [long.as_str(), "a%00b", "a%09b"] {
+        let r = app
+            .get(&format!("/manage/audit/suggestions?field=user&q={q}"))
+            .await;
+        assert_eq!(r.status(), 400, "q={q}");
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("q: must be at most 1024 bytes, without control characters"),
+            "q={q}: {page}"
+        );
+    }
+    let anonymous = app.another_visitor();
+    let r = anonymous
+        .get("/manage/audit/suggestions?field=user&q=a")
         .await;
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 303, "anonymous visitors are sent to log in");
 
     // Only auditors and site managers may look.
     app.add_user("mo", Role::Member, PW);

@@ -457,6 +457,68 @@ async fn concurrent_requests_stand_or_fall_alone(backend: Backend) {
     assert_eq!(page["events"].as_array().map(Vec::len), Some(0), "{page}");
 }
 
+/// On SQLite the event writer writes waiting requests in one transaction. When
+/// one of them fails in the database (here a trigger refuses it), that request
+/// alone gets the error; the others are stored.
+#[actix_web::test]
+async fn one_failing_request_in_a_group_fails_alone() {
+    use diesel::connection::SimpleConnection;
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let ingest = app.token(Scope::Ingest);
+    let mut other = app.conn();
+    other
+        .batch_execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.resource_type = 'boom' \
+             BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
+        )
+        .unwrap();
+    let before = stored(&app).await;
+    let mut boom = event(500);
+    boom["resource_type"] = json!("boom");
+    let mut bodies: Vec<Value> = (0..10u32).map(|k| json!([event(600 + k)])).collect();
+    bodies.insert(5, json!([event(499), boom]));
+    // Another connection holds the write lock for a moment, so that the
+    // requests queue up and are written as groups once it lets go.
+    other.batch_execute("BEGIN IMMEDIATE").unwrap();
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        other.batch_execute("COMMIT").unwrap();
+    };
+    let (answers, ()) = futures_util::join!(
+        futures_util::future::join_all(bodies.iter().map(|body| app.ingest(&ingest, body))),
+        release
+    );
+    for (k, (status, body)) in answers.iter().enumerate() {
+        if k == 5 {
+            assert_eq!(*status, 500, "the refused request fails: {body}");
+            assert!(
+                body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("nothing was stored"),
+                "{body}"
+            );
+        } else {
+            assert_eq!(
+                (*status, body["stored"].as_u64()),
+                (201, Some(1)),
+                "request {k}: {body}"
+            );
+        }
+    }
+    assert_eq!(
+        stored(&app).await,
+        before + 10,
+        "every other request is stored, nothing of the refused one"
+    );
+    let (_, _, page) = app
+        .read_api(&app.token(Scope::Read), "resource_id=ws-499")
+        .await;
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(0), "{page}");
+}
+
 both_backends!(
     events_go_in_and_come_back_out_in_the_interchange_format,
     missing_id_and_time_are_assigned_on_arrival,
