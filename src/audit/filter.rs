@@ -39,7 +39,7 @@ pub struct RawQuery {
 }
 
 /// `status=success` (below 400) or `status=failure` (400 and above).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Success,
     Failure,
@@ -56,7 +56,7 @@ impl Outcome {
 }
 
 /// Which events to show: every field is "any" when `None`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Filter {
     pub resource_type: Option<String>,
     pub action: Option<Action>,

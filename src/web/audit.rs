@@ -12,7 +12,7 @@ use crate::audit::filter::{
     AuditQuery, DEFAULT_LIMIT, Direction, PAGE_SIZES, ParamError, RawQuery, SuggestionQuery,
     encode_query,
 };
-use crate::audit::query::{MatchCount, Page, SUGGESTIONS, count_matching, fetch_page};
+use crate::audit::query::{MatchCount, Page, SUGGESTIONS, fetch_page};
 use crate::audit::{Action, Event};
 use crate::db::events;
 use crate::error::AppError;
@@ -427,6 +427,7 @@ async fn page(
         Err(Vec::new())
     };
     let query = parsed.as_ref().ok().cloned();
+    let large_filters = state.large_filters.clone();
     let loaded = state
         .db(move |conn| {
             let internal = |e: crate::audit::store::LoadError| AppError::Internal(e.to_string());
@@ -445,7 +446,7 @@ async fn page(
             let page = match &query {
                 Some(q) => Some((
                     fetch_page(conn, q).map_err(internal)?,
-                    count_matching(conn, &q.filter).map_err(internal)?,
+                    large_filters.count(conn, &q.filter).map_err(internal)?,
                 )),
                 None => None,
             };

@@ -17,6 +17,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, web};
 use tokio::sync::Semaphore;
 
+use crate::audit::query::LargeFilters;
 use crate::config::Config;
 use crate::db::event_writer::EventWriter;
 use crate::db::{DbConn, DbError, Pool};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub config: Config,
     /// Writes the events sent over the API (grouped on SQLite).
     pub events: EventWriter,
+    /// Filters whose count is known to be past the cap (see [`LargeFilters`]).
+    pub large_filters: Arc<LargeFilters>,
     /// Caps concurrent password hashing so a login flood cannot exhaust memory.
     pub password_checks: Arc<Semaphore>,
 }
@@ -43,6 +46,7 @@ impl AppState {
             pool,
             config,
             events,
+            large_filters: Arc::new(LargeFilters::default()),
             password_checks: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
         }
     }

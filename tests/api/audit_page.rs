@@ -519,6 +519,82 @@ async fn suggestions_find_any_value_by_a_fragment_most_used_first(backend: Backe
     );
 }
 
+/// The count stops at 10,000 ("10,000+"): never a full count of a large table.
+/// It stays so on later views and pages (the app remembers filters past the
+/// cap), while a small filter is counted exactly.
+async fn the_count_stops_at_ten_thousand(backend: Backend) {
+    let Some(app) = app_with_known_events(backend).await else {
+        return;
+    };
+    let many: Vec<NewEvent> = (0..10_000u32)
+        .map(|n| {
+            let json = format!(
+                r#"{{"id":"00000000-0000-4000-a000-{n:012}","time":"2026-04-01T00:00:00Z","user":{{"username":"bulk"}},
+                "action":"open","resource_type":"workspace","resource_target":"bulk-{}"}}"#,
+                n % 7
+            );
+            EventInput::from_json(&json).unwrap().validate(Utc::now()).unwrap()
+        })
+        .collect();
+    store::store_batch(&mut app.conn(), &many, OnConflict::RefuseBatch).unwrap();
+    let summary = |page: &str| {
+        let at = page
+            .find("class=\"count\"")
+            .expect("the page shows a count");
+        let rest = &page[at..];
+        rest[rest.find('>').unwrap() + 1..rest.find('<').unwrap()]
+            .trim()
+            .to_owned()
+    };
+    let page = app
+        .get("/manage/audit?user=bulk")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        summary(&page),
+        "1–50 of 10,000 events",
+        "exactly 10,000 is counted"
+    );
+    let one_more = EventInput::from_json(
+        r#"{"id":"00000000-0000-4000-a000-999999999999","time":"2026-04-02T00:00:00Z","user":{"username":"bulk"},"action":"open","resource_type":"workspace"}"#,
+    )
+    .unwrap()
+    .validate(Utc::now())
+    .unwrap();
+    store::store_batch(&mut app.conn(), &[one_more], OnConflict::RefuseBatch).unwrap();
+    for _ in 0..2 {
+        let page = app.get("/manage/audit").await.text().await.unwrap();
+        assert_eq!(summary(&page), "1–50 of 10,000+ events");
+        let page = app
+            .get("/manage/audit?user=bulk")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            summary(&page),
+            "1–50 of 10,000+ events",
+            "10,001 bulk events"
+        );
+    }
+    let page = app
+        .get("/manage/audit?user=alice")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(summary(&page), "1–10 of 10 events");
+    let page = app
+        .get("/manage/audit?user=bulk&resource_target=bulk-3")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(summary(&page), "1–50 of 1,429 events");
+}
+
 both_backends!(
     each_filter_alone_and_combined_gives_exactly_the_right_events,
     paging_by_cursor_visits_every_matching_event_once,
@@ -527,4 +603,5 @@ both_backends!(
     hostile_values_render_as_text,
     secrets_show_as_stars_and_long_values_are_shortened_with_the_full_value_kept,
     suggestions_find_any_value_by_a_fragment_most_used_first,
+    the_count_stops_at_ten_thousand,
 );
