@@ -1,7 +1,7 @@
 //! Reading pages of events for the page, the export and the API: keyset paging
 //! along the (…, time, id) indexes, never OFFSET, and a capped count.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -110,38 +110,50 @@ pub fn count_matching(conn: &mut DbConn, filter: &Filter) -> Result<MatchCount, 
     })
 }
 
-/// Filters known to match more than [`COUNT_CAP`] events, so that the page
-/// does not count them again: the log is append-only (the database refuses
-/// UPDATE and DELETE on events), so a filter's count never goes down, and
-/// once past the cap it stays past it. Per database (one per running app);
-/// counting 10,001 index entries was about a third of a busy page's work.
+/// Counts the page has taken, so that a view looked at again (a reload, the
+/// next page, a bookmark) does not count again. Exact by construction, never a
+/// guess:
+/// - past the cap: the log is append-only (the database refuses UPDATE and
+///   DELETE on events), so a filter's count never goes down and once past the
+///   cap stays past it;
+/// - below the cap: kept only while no event has been added since, as far as
+///   the database can tell cheaply (see [`rows::append_mark`]; on PostgreSQL
+///   it cannot, and these are counted every time).
+///
+/// One per database (one per running app). Counting up to 10,001 index
+/// entries was about a third of a busy page's work.
 #[derive(Debug, Default)]
-pub struct LargeFilters {
-    known: Mutex<HashSet<Filter>>,
+pub struct CountCache {
+    known: Mutex<HashMap<Filter, (MatchCount, Option<i64>)>>,
 }
 
 /// At most this many filters are remembered; then the memory starts over.
-const LARGE_FILTERS_KEPT: usize = 10_000;
+const COUNTS_KEPT: usize = 10_000;
 
-impl LargeFilters {
-    /// [`count_matching`], skipped for a filter already known to be past the cap.
+impl CountCache {
+    /// [`count_matching`], or the count taken before when it still holds.
     pub fn count(&self, conn: &mut DbConn, filter: &Filter) -> Result<MatchCount, LoadError> {
-        if self.lock().contains(filter) {
-            return Ok(MatchCount::AtLeast(COUNT_CAP));
+        let mark = rows::append_mark(conn)?;
+        if let Some(&(count, counted_at)) = self.lock().get(filter) {
+            let still_true = match count {
+                MatchCount::AtLeast(_) => true,
+                MatchCount::Exactly(_) => mark.is_some() && counted_at == mark,
+            };
+            if still_true {
+                return Ok(count);
+            }
         }
         let count = count_matching(conn, filter)?;
-        if let MatchCount::AtLeast(_) = count {
-            let mut known = self.lock();
-            if known.len() >= LARGE_FILTERS_KEPT {
-                known.clear();
-            }
-            known.insert(filter.clone());
+        let mut known = self.lock();
+        if known.len() >= COUNTS_KEPT {
+            known.clear();
         }
+        known.insert(filter.clone(), (count, mark));
         Ok(count)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Filter>> {
-        // The set holds no invariant a panic could break.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Filter, (MatchCount, Option<i64>)>> {
+        // The map holds no invariant a panic could break.
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

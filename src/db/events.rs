@@ -368,6 +368,21 @@ pub fn top_resource_targets(conn: &mut DbConn, limit: i64) -> Result<Vec<Dimensi
         .collect())
 }
 
+/// A value that changes whenever an event is added, where the backend can
+/// give one cheaply and exactly: on SQLite the highest event id (one writer at
+/// a time, so ids are taken in commit order and a later commit always has a
+/// higher id). `None` on PostgreSQL, where a transaction holding a lower id may
+/// commit after one holding a higher id.
+pub fn append_mark(conn: &mut DbConn) -> Result<Option<i64>, DbError> {
+    match conn {
+        DbConn::Sqlite(c) => Ok(events::table
+            .select(diesel::dsl::max(events::id))
+            .first::<Option<i64>>(c)?
+            .or(Some(0))),
+        DbConn::Postgres(_) => Ok(None),
+    }
+}
+
 /// Which dropdown table [`matching_values`] searches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dimension {

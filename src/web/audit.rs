@@ -427,7 +427,7 @@ async fn page(
         Err(Vec::new())
     };
     let query = parsed.as_ref().ok().cloned();
-    let large_filters = state.large_filters.clone();
+    let counts = state.counts.clone();
     let loaded = state
         .db(move |conn| {
             let internal = |e: crate::audit::store::LoadError| AppError::Internal(e.to_string());
@@ -446,7 +446,7 @@ async fn page(
             let page = match &query {
                 Some(q) => Some((
                     fetch_page(conn, q).map_err(internal)?,
-                    large_filters.count(conn, &q.filter).map_err(internal)?,
+                    counts.count(conn, &q.filter).map_err(internal)?,
                 )),
                 None => None,
             };

@@ -17,7 +17,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, web};
 use tokio::sync::Semaphore;
 
-use crate::audit::query::LargeFilters;
+use crate::audit::query::CountCache;
 use crate::config::Config;
 use crate::db::event_writer::EventWriter;
 use crate::db::{DbConn, DbError, Pool};
@@ -33,8 +33,8 @@ pub struct AppState {
     pub config: Config,
     /// Writes the events sent over the API (grouped on SQLite).
     pub events: EventWriter,
-    /// Filters whose count is known to be past the cap (see [`LargeFilters`]).
-    pub large_filters: Arc<LargeFilters>,
+    /// Counts the audit page has taken (see [`CountCache`]).
+    pub counts: Arc<CountCache>,
     /// Caps concurrent password hashing so a login flood cannot exhaust memory.
     pub password_checks: Arc<Semaphore>,
 }
@@ -46,7 +46,7 @@ impl AppState {
             pool,
             config,
             events,
-            large_filters: Arc::new(LargeFilters::default()),
+            counts: Arc::new(CountCache::default()),
             password_checks: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
         }
     }
