@@ -34,6 +34,9 @@ IMPORT_OUT="$("$BIN" --database-url "$DB_URL" import "$EVENTS" 2>&1 | tail -3)" 
 t1=$(date +%s.%N)
 IMPORT_S=$(python3 -c "print(f'{$t1-$t0:.1f}')")
 log "import: ${IMPORT_S}s: $IMPORT_OUT"
+# The import leaves hundreds of MB of dirty pages for the kernel to write back; let it
+# finish now rather than during the first cases.
+sync
 VACUUM_NOTE=""
 if [ "$BACKEND" = postgres ] && [ -n "${PG_VACUUM:-}" ]; then
     # What autovacuum does eventually; without it the visibility map is empty after a bulk

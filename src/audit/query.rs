@@ -116,15 +116,15 @@ pub fn count_matching(conn: &mut DbConn, filter: &Filter) -> Result<MatchCount, 
 /// - past the cap: the log is append-only (the database refuses UPDATE and
 ///   DELETE on events), so a filter's count never goes down and once past the
 ///   cap stays past it;
-/// - below the cap: kept only while no event has been added since, as far as
-///   the database can tell cheaply (see [`rows::append_mark`]; on PostgreSQL
-///   it cannot, and these are counted every time).
+/// - below the cap: kept only while no event has been added since (see
+///   [`rows::append_mark`], read before counting, so that a count can only be
+///   newer than its mark, never older).
 ///
 /// One per database (one per running app). Counting up to 10,001 index
 /// entries was about a third of a busy page's work.
 #[derive(Debug, Default)]
 pub struct CountCache {
-    known: Mutex<HashMap<Filter, (MatchCount, Option<i64>)>>,
+    known: Mutex<HashMap<Filter, (MatchCount, String)>>,
 }
 
 /// At most this many filters are remembered; then the memory starts over.
@@ -134,13 +134,13 @@ impl CountCache {
     /// [`count_matching`], or the count taken before when it still holds.
     pub fn count(&self, conn: &mut DbConn, filter: &Filter) -> Result<MatchCount, LoadError> {
         let mark = rows::append_mark(conn)?;
-        if let Some(&(count, counted_at)) = self.lock().get(filter) {
+        if let Some((count, counted_at)) = self.lock().get(filter) {
             let still_true = match count {
                 MatchCount::AtLeast(_) => true,
-                MatchCount::Exactly(_) => mark.is_some() && counted_at == mark,
+                MatchCount::Exactly(_) => *counted_at == mark,
             };
             if still_true {
-                return Ok(count);
+                return Ok(*count);
             }
         }
         let count = count_matching(conn, filter)?;
@@ -152,7 +152,7 @@ impl CountCache {
         Ok(count)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Filter, (MatchCount, Option<i64>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Filter, (MatchCount, String)>> {
         // The map holds no invariant a panic could break.
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }

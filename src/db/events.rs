@@ -368,18 +368,25 @@ pub fn top_resource_targets(conn: &mut DbConn, limit: i64) -> Result<Vec<Dimensi
         .collect())
 }
 
-/// A value that changes whenever an event is added, where the backend can
-/// give one cheaply and exactly: on SQLite the highest event id (one writer at
-/// a time, so ids are taken in commit order and a later commit always has a
-/// higher id). `None` on PostgreSQL, where a transaction holding a lower id may
-/// commit after one holding a higher id.
-pub fn append_mark(conn: &mut DbConn) -> Result<Option<i64>, DbError> {
+/// A mark that changes whenever an event is added, exactly: two equal marks
+/// mean that no event was added in between.
+/// - SQLite: the highest event id. There is one writer at a time, so ids are
+///   taken in commit order and every later commit has a higher id.
+/// - PostgreSQL: the current snapshot (which transactions have committed,
+///   `txid_current_snapshot()`): the highest id would not do, as a transaction
+///   holding a lower id may commit after one holding a higher id. Any write
+///   anywhere changes it, so it is exact but changes more often than needed.
+pub fn append_mark(conn: &mut DbConn) -> Result<String, DbError> {
     match conn {
         DbConn::Sqlite(c) => Ok(events::table
             .select(diesel::dsl::max(events::id))
             .first::<Option<i64>>(c)?
-            .or(Some(0))),
-        DbConn::Postgres(_) => Ok(None),
+            .unwrap_or(0)
+            .to_string()),
+        DbConn::Postgres(c) => Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+            "txid_current_snapshot()::text",
+        ))
+        .get_result(c)?),
     }
 }
 
