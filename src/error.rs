@@ -47,6 +47,15 @@ impl std::fmt::Display for AppError {
     }
 }
 
+impl From<crate::audit::store::LoadError> for AppError {
+    fn from(e: crate::audit::store::LoadError) -> Self {
+        match e {
+            crate::audit::store::LoadError::Db(db) => Self::from(db),
+            corrupt => Self::Internal(corrupt.to_string()),
+        }
+    }
+}
+
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
         match e {

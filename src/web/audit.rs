@@ -430,7 +430,6 @@ async fn page(
     let counts = state.counts.clone();
     let loaded = state
         .db(move |conn| {
-            let internal = |e: crate::audit::store::LoadError| AppError::Internal(e.to_string());
             let resource_types = events::resource_types(conn)?
                 .into_iter()
                 .map(|d| d.name)
@@ -444,10 +443,7 @@ async fn page(
                 .map(|a| a.0)
                 .collect();
             let page = match &query {
-                Some(q) => Some((
-                    fetch_page(conn, q).map_err(internal)?,
-                    counts.count(conn, &q.filter).map_err(internal)?,
-                )),
+                Some(q) => Some((fetch_page(conn, q)?, counts.count(conn, &q.filter)?)),
                 None => None,
             };
             Ok::<_, AppError>(Loaded {
