@@ -2,7 +2,7 @@
 //! along the (…, time, id) indexes, never OFFSET, and a capped count.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -110,51 +110,100 @@ pub fn count_matching(conn: &mut DbConn, filter: &Filter) -> Result<MatchCount, 
     })
 }
 
-/// Counts the page has taken, so that a view looked at again (a reload, the
-/// next page, a bookmark) does not count again. Exact by construction, never a
-/// guess:
-/// - past the cap: the log is append-only (the database refuses UPDATE and
-///   DELETE on events), so a filter's count never goes down and once past the
-///   cap stays past it;
-/// - below the cap: kept only while no event has been added since (see
-///   [`rows::append_mark`], read before counting, so that a count can only be
-///   newer than its mark, never older).
+/// What the audit page has read before and can show again while it still
+/// holds, so that a view looked at again (a reload, the next page, a bookmark)
+/// costs less. Exact by construction, never a guess; everything is checked
+/// against [`rows::append_mark`], which changes whenever an event is added and
+/// is read before what it vouches for (so that what is kept can only be newer
+/// than its mark, never older):
+/// - counts past the cap: the log is append-only (the database refuses UPDATE
+///   and DELETE on events), so a filter's count never goes down and once past
+///   the cap stays past it, whatever the mark;
+/// - counts below the cap: while the mark is unchanged;
+/// - the form's choices (resource types, most used targets and users): the
+///   dropdown tables are written only with events, in the same transaction;
+///   while the mark is unchanged.
 ///
 /// One per database (one per running app). Counting up to 10,001 index
 /// entries was about a third of a busy page's work.
 #[derive(Debug, Default)]
-pub struct CountCache {
-    known: Mutex<HashMap<Filter, (MatchCount, String)>>,
+pub struct PageCache {
+    counts: Mutex<HashMap<Filter, (MatchCount, String)>>,
+    choices: Mutex<Option<(String, Arc<FormChoices>)>>,
 }
 
-/// At most this many filters are remembered; then the memory starts over.
+/// What the filter form offers besides the fixed actions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormChoices {
+    pub resource_types: Vec<String>,
+    /// The [`SUGGESTIONS`] most used resource targets.
+    pub targets: Vec<String>,
+    /// The [`SUGGESTIONS`] most active users.
+    pub users: Vec<String>,
+}
+
+/// At most this many filters' counts are remembered; then the memory starts over.
 const COUNTS_KEPT: usize = 10_000;
 
-impl CountCache {
+/// Locks a cache's memory; it holds no invariant a panic could break.
+fn remembered<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PageCache {
+    /// The current mark (see [`rows::append_mark`]), to pass to the others.
+    pub fn mark(&self, conn: &mut DbConn) -> Result<String, DbError> {
+        rows::append_mark(conn)
+    }
+
     /// [`count_matching`], or the count taken before when it still holds.
-    pub fn count(&self, conn: &mut DbConn, filter: &Filter) -> Result<MatchCount, LoadError> {
-        let mark = rows::append_mark(conn)?;
-        if let Some((count, counted_at)) = self.lock().get(filter) {
+    pub fn count(
+        &self,
+        conn: &mut DbConn,
+        filter: &Filter,
+        mark: &str,
+    ) -> Result<MatchCount, LoadError> {
+        if let Some((count, counted_at)) = remembered(&self.counts).get(filter) {
             let still_true = match count {
                 MatchCount::AtLeast(_) => true,
-                MatchCount::Exactly(_) => *counted_at == mark,
+                MatchCount::Exactly(_) => counted_at == mark,
             };
             if still_true {
                 return Ok(*count);
             }
         }
         let count = count_matching(conn, filter)?;
-        let mut known = self.lock();
-        if known.len() >= COUNTS_KEPT {
-            known.clear();
+        let mut counts = remembered(&self.counts);
+        if counts.len() >= COUNTS_KEPT {
+            counts.clear();
         }
-        known.insert(filter.clone(), (count, mark));
+        counts.insert(filter.clone(), (count, mark.to_owned()));
         Ok(count)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Filter, (MatchCount, String)>> {
-        // The map holds no invariant a panic could break.
-        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    /// The form's choices, read again only when an event has been added.
+    pub fn choices(&self, conn: &mut DbConn, mark: &str) -> Result<Arc<FormChoices>, DbError> {
+        if let Some((read_at, choices)) = remembered(&self.choices).as_ref()
+            && read_at == mark
+        {
+            return Ok(choices.clone());
+        }
+        let choices = Arc::new(FormChoices {
+            resource_types: rows::resource_types(conn)?
+                .into_iter()
+                .map(|d| d.name)
+                .collect(),
+            targets: rows::top_resource_targets(conn, SUGGESTIONS)?
+                .into_iter()
+                .map(|d| d.name)
+                .collect(),
+            users: rows::top_actors(conn, SUGGESTIONS)?
+                .into_iter()
+                .map(|a| a.0)
+                .collect(),
+        });
+        *remembered(&self.choices) = Some((mark.to_owned(), choices.clone()));
+        Ok(choices)
     }
 }
 

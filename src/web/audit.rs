@@ -12,9 +12,8 @@ use crate::audit::filter::{
     AuditQuery, DEFAULT_LIMIT, Direction, PAGE_SIZES, ParamError, RawQuery, SuggestionQuery,
     encode_query,
 };
-use crate::audit::query::{MatchCount, Page, SUGGESTIONS, fetch_page};
+use crate::audit::query::{FormChoices, MatchCount, Page, fetch_page};
 use crate::audit::{Action, Event};
-use crate::db::events;
 use crate::error::AppError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -350,9 +349,7 @@ struct AuditPage<'a> {
 
 /// What the page reads from the database in one trip.
 struct Loaded {
-    resource_types: Vec<String>,
-    targets: Vec<String>,
-    users: Vec<String>,
+    choices: std::sync::Arc<FormChoices>,
     page: Option<(Page, MatchCount)>,
 }
 
@@ -427,31 +424,16 @@ async fn page(
         Err(Vec::new())
     };
     let query = parsed.as_ref().ok().cloned();
-    let counts = state.counts.clone();
+    let cache = state.page_cache.clone();
     let loaded = state
         .db(move |conn| {
-            let resource_types = events::resource_types(conn)?
-                .into_iter()
-                .map(|d| d.name)
-                .collect();
-            let targets = events::top_resource_targets(conn, SUGGESTIONS)?
-                .into_iter()
-                .map(|d| d.name)
-                .collect();
-            let users = events::top_actors(conn, SUGGESTIONS)?
-                .into_iter()
-                .map(|a| a.0)
-                .collect();
+            let mark = cache.mark(conn)?;
+            let choices = cache.choices(conn, &mark)?;
             let page = match &query {
-                Some(q) => Some((fetch_page(conn, q)?, counts.count(conn, &q.filter)?)),
+                Some(q) => Some((fetch_page(conn, q)?, cache.count(conn, &q.filter, &mark)?)),
                 None => None,
             };
-            Ok::<_, AppError>(Loaded {
-                resource_types,
-                targets,
-                users,
-                page,
-            })
+            Ok::<_, AppError>(Loaded { choices, page })
         })
         .await?;
 
@@ -459,7 +441,7 @@ async fn page(
     let has_errors = !errors.is_empty() || !general_errors.is_empty();
     let selected = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or_default().to_owned();
     let chosen_type = selected(&raw.resource_type);
-    let mut type_names = loaded.resource_types;
+    let mut type_names = loaded.choices.resource_types.clone();
     if !chosen_type.is_empty() && !type_names.contains(&chosen_type) {
         type_names.insert(0, chosen_type.clone());
     }
@@ -617,8 +599,8 @@ async fn page(
                 })
                 .collect(),
             actions,
-            targets: loaded.targets,
-            users: loaded.users,
+            targets: loaded.choices.targets.clone(),
+            users: loaded.choices.users.clone(),
             page_sizes,
             more_open,
             filtered,

@@ -17,7 +17,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, web};
 use tokio::sync::Semaphore;
 
-use crate::audit::query::CountCache;
+use crate::audit::query::PageCache;
 use crate::config::Config;
 use crate::db::event_writer::EventWriter;
 use crate::db::{DbConn, DbError, Pool};
@@ -33,8 +33,8 @@ pub struct AppState {
     pub config: Config,
     /// Writes the events sent over the API (grouped on SQLite).
     pub events: EventWriter,
-    /// Counts the audit page has taken (see [`CountCache`]).
-    pub counts: Arc<CountCache>,
+    /// What the audit page can show again while it holds (see [`PageCache`]).
+    pub page_cache: Arc<PageCache>,
     /// Caps concurrent password hashing so a login flood cannot exhaust memory.
     pub password_checks: Arc<Semaphore>,
 }
@@ -46,7 +46,7 @@ impl AppState {
             pool,
             config,
             events,
-            counts: Arc::new(CountCache::default()),
+            page_cache: Arc::new(PageCache::default()),
             password_checks: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
         }
     }

@@ -586,10 +586,24 @@ async fn the_count_stops_at_ten_thousand(backend: Backend) {
     .unwrap()
     .validate(Utc::now())
     .unwrap();
-    store::store_batch(&mut app.conn(), &[alice], OnConflict::RefuseBatch).unwrap();
+    let page = app.get("/manage/audit").await.text().await.unwrap();
+    assert!(!page.contains("value=\"brand-new-type\""));
+    let new_type = EventInput::from_json(
+        r#"{"id":"00000000-0000-4000-a000-999999999997","time":"2026-04-02T00:00:00Z","user":{"username":"zed"},"action":"open","resource_type":"brand-new-type"}"#,
+    )
+    .unwrap()
+    .validate(Utc::now())
+    .unwrap();
+    store::store_batch(&mut app.conn(), &[alice, new_type], OnConflict::RefuseBatch).unwrap();
     assert_eq!(
         summary_at(&app, "/manage/audit?user=alice").await,
         "1–11 of 11 events"
+    );
+    // The form's choices are read again too.
+    let page = app.get("/manage/audit").await.text().await.unwrap();
+    assert!(
+        page.contains("<option value=\"brand-new-type\""),
+        "a new resource type is offered at once"
     );
 }
 
