@@ -1,13 +1,13 @@
 //! Manage > Audit: filters, paging, the form's state, bad input, escaping;
 //! and the importer and demo that fill it.
 
-use auditdesk::audit::{EventInput, NewEvent, store};
+use auditdesk::audit::{NewEvent, store};
 use auditdesk::auth::Role;
 use auditdesk::db::events::OnConflict;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, new_event, strings};
 
 const PW: &str = "correct horse battery";
 
@@ -71,10 +71,7 @@ fn to_event(k: &Known) -> NewEvent {
         k.status,
         k.request_id
     );
-    EventInput::from_json(&json)
-        .unwrap()
-        .validate(Utc::now())
-        .unwrap()
+    new_event(&json)
 }
 
 /// An app with the known events and a logged-in auditor.
@@ -346,10 +343,7 @@ async fn hostile_values_render_as_text(backend: Backend) {
         "resource_id":"{evil}","resource_target":"{evil}","diff":{{"{evil}":{{"old":"{evil}","new":"{evil}","secret":false}}}},
         "user_agent":"{evil}","request_id":"{evil}"}}"#
     );
-    let e = EventInput::from_json(&json)
-        .unwrap()
-        .validate(Utc::now())
-        .unwrap();
+    let e = new_event(&json);
     store::store_batch(&mut app.conn(), &[e], OnConflict::RefuseBatch).unwrap();
     app.add_user("ann", Role::Auditor, PW);
     app.login("ann", PW).await;
@@ -376,10 +370,7 @@ async fn secrets_show_as_stars_and_long_values_are_shortened_with_the_full_value
     let json = r#"{"user":{"username":"root"},"action":"write","resource_type":"oauth_configs","resource_target":"GitHub",
         "diff":{"client_secret":{"old":"hunter2-old","new":"hunter2-new","secret":true},
                 "client_id":{"old":"0fb2c4e1a9d35b7f8e6c2a1d9b3e7a4a","new":"5e1d9c0b7a6f4e3d2c1b0a9f8e7d6c5b","secret":false}}}"#;
-    let e = EventInput::from_json(json)
-        .unwrap()
-        .validate(Utc::now())
-        .unwrap();
+    let e = new_event(json);
     store::store_batch(&mut app.conn(), &[e], OnConflict::RefuseBatch).unwrap();
     app.add_user("ann", Role::Auditor, PW);
     app.login("ann", PW).await;
@@ -418,24 +409,14 @@ async fn suggestions_find_any_value_by_a_fragment_most_used_first(backend: Backe
                 "action":"open","resource_type":"workspace","resource_target":"ws-of-{name}"}}"#,
                 n * 10 + k
             );
-            extra.push(
-                EventInput::from_json(&json)
-                    .unwrap()
-                    .validate(Utc::now())
-                    .unwrap(),
-            );
+            extra.push(new_event(&json));
         }
     }
     store::store_batch(&mut app.conn(), &extra, OnConflict::RefuseBatch).unwrap();
 
     let (status, body) = suggestions(&app, "field=user&q=ZED").await;
     assert_eq!(status, 200, "{body}");
-    let values: Vec<&str> = body["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let values = strings(&body["values"], None);
     assert_eq!(values.len(), 20, "at most 20: {values:?}");
     assert_eq!(
         values[0], "Zed_7%",
@@ -545,7 +526,7 @@ async fn the_count_stops_at_ten_thousand(backend: Backend) {
                 "action":"open","resource_type":"workspace","resource_target":"bulk-{}"}}"#,
                 n % 7
             );
-            EventInput::from_json(&json).unwrap().validate(Utc::now()).unwrap()
+            new_event(&json)
         })
         .collect();
     store::store_batch(&mut app.conn(), &many, OnConflict::RefuseBatch).unwrap();
@@ -559,12 +540,9 @@ async fn the_count_stops_at_ten_thousand(backend: Backend) {
     ] {
         assert_eq!(summary_at(&app, path).await, count, "{path}");
     }
-    let one_more = EventInput::from_json(
+    let one_more = new_event(
         r#"{"id":"00000000-0000-4000-a000-999999999999","time":"2026-04-02T00:00:00Z","user":{"username":"bulk"},"action":"open","resource_type":"workspace"}"#,
-    )
-    .unwrap()
-    .validate(Utc::now())
-    .unwrap();
+    );
     store::store_batch(&mut app.conn(), &[one_more], OnConflict::RefuseBatch).unwrap();
     for _ in 0..2 {
         for path in ["/manage/audit", "/manage/audit?user=bulk"] {
@@ -580,20 +558,14 @@ async fn the_count_stops_at_ten_thousand(backend: Backend) {
         summary_at(&app, "/manage/audit?user=alice").await,
         "1–10 of 10 events"
     );
-    let alice = EventInput::from_json(
+    let alice = new_event(
         r#"{"id":"00000000-0000-4000-a000-999999999998","time":"2026-04-02T00:00:00Z","user":{"username":"alice"},"action":"open","resource_type":"workspace"}"#,
-    )
-    .unwrap()
-    .validate(Utc::now())
-    .unwrap();
+    );
     let page = app.get("/manage/audit").await.text().await.unwrap();
     assert!(!page.contains("value=\"brand-new-type\""));
-    let new_type = EventInput::from_json(
+    let new_type = new_event(
         r#"{"id":"00000000-0000-4000-a000-999999999997","time":"2026-04-02T00:00:00Z","user":{"username":"zed"},"action":"open","resource_type":"brand-new-type"}"#,
-    )
-    .unwrap()
-    .validate(Utc::now())
-    .unwrap();
+    );
     store::store_batch(&mut app.conn(), &[alice, new_type], OnConflict::RefuseBatch).unwrap();
     assert_eq!(
         summary_at(&app, "/manage/audit?user=alice").await,

@@ -1,13 +1,12 @@
 //! Exports: CSV, NDJSON and Coder's shape, over HTTP and from the CLI.
 
-use auditdesk::audit::{EventInput, store};
+use auditdesk::audit::store;
 use auditdesk::auth::Role;
 use auditdesk::db::events::OnConflict;
-use chrono::Utc;
 
 use crate::audit_page::{Predicate, app_with_known_events, expected};
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, TestDb, location};
+use crate::helpers::{Backend, TestApp, TestDb, location, new_event};
 
 const PW: &str = "correct horse battery";
 
@@ -103,10 +102,7 @@ async fn csv_survives_commas_quotes_newlines_unicode_and_formulas(backend: Backe
         "diff": {"client_secret": {"old": "s1", "new": "s2", "secret": true},
                  "description": {"old": "old, with comma", "new": nasty, "secret": false}}
     });
-    let e = EventInput::from_json(&json.to_string())
-        .unwrap()
-        .validate(Utc::now())
-        .unwrap();
+    let e = new_event(&json.to_string());
     store::store_batch(&mut app.conn(), &[e], OnConflict::RefuseBatch).unwrap();
     app.add_user("ann", Role::Auditor, PW);
     app.login("ann", PW).await;

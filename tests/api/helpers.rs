@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use auditdesk::app::Application;
+use auditdesk::audit::{EventInput, NewEvent};
 use auditdesk::config::Config;
 use auditdesk::db::{self, DatabaseUrl, DbConn};
 use diesel::Connection;
@@ -306,4 +307,22 @@ pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .find(|v| v.starts_with("auditdesk_session="))
         .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+/// A validated event from interchange-format JSON written by the test itself.
+pub fn new_event(json: &str) -> NewEvent {
+    EventInput::from_json(json)
+        .expect("the test's event is JSON")
+        .validate(chrono::Utc::now())
+        .expect("the test's event is valid")
+}
+
+/// The strings of a JSON array (each element, or its `field` when given).
+pub fn strings<'a>(array: &'a serde_json::Value, field: Option<&str>) -> Vec<&'a str> {
+    array
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|v| field.map_or(v, |f| &v[f]).as_str().expect("a string"))
+        .collect()
 }

@@ -7,7 +7,7 @@ use auditdesk::db::events;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, strings};
 
 impl TestApp {
     /// Creates an API token directly and returns its secret.
@@ -137,12 +137,7 @@ async fn missing_id_and_time_are_assigned_on_arrival(backend: Backend) {
     let before = chrono::Utc::now();
     let (status, body) = app.ingest(&ingest, &json!([bare.clone(), bare])).await;
     assert_eq!(status, 201, "{body}");
-    let ids: Vec<&str> = body["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let ids = strings(&body["ids"], None);
     assert_eq!(ids.len(), 2, "two events without ids are two events");
     assert_ne!(ids[0], ids[1]);
     for id in ids {
@@ -377,12 +372,7 @@ async fn bad_read_filters_are_400_naming_the_parameter(backend: Backend) {
     let read = app.token(Scope::Read);
     let (status, ct, p) = app.read_api(&read, "action=read&limit=9999").await;
     assert_eq!((status, ct.as_str()), (400, "application/problem+json"));
-    let fields: Vec<&str> = p["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = strings(&p["errors"], Some("field"));
     assert_eq!(fields, ["action", "limit"]);
     let (status, _, p) = app.read_api(&read, "colour=red").await;
     assert_eq!(status, 400);

@@ -1,14 +1,14 @@
 //! The database layer on both backends: migrations, every table's round trip,
 //! append-only events, and the one write path for events.
 
-use auditdesk::audit::{EventInput, NewEvent, store};
+use auditdesk::audit::{NewEvent, store};
 use auditdesk::db::events::{self, OnConflict};
 use auditdesk::db::{self, DbConn, sessions, settings, tokens, users};
-use chrono::{NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestDb};
+use crate::helpers::{Backend, TestDb, new_event};
 
 fn migrated(backend: Backend) -> Option<(TestDb, DbConn)> {
     let db = TestDb::new(backend)?;
@@ -22,15 +22,8 @@ fn precise_time() -> NaiveDateTime {
     "2026-03-01T12:34:56.123456".parse().unwrap()
 }
 
-fn event(json: &str) -> NewEvent {
-    EventInput::from_json(json)
-        .unwrap()
-        .validate(Utc::now())
-        .unwrap()
-}
-
 fn sample(id: u32, action: &str, user: &str, target: &str) -> NewEvent {
-    event(&format!(
+    new_event(&format!(
         r#"{{"id":"00000000-0000-4000-8000-{id:012}","time":"2026-03-01T12:00:{:02}.5Z",
         "user":{{"username":"{user}","email":"{user}@example.com"}},"action":"{action}",
         "resource_type":"workspace","resource_id":"ws-{id}","resource_target":"{target}",
@@ -74,7 +67,7 @@ async fn every_table_stores_a_row_and_reads_it_back_unchanged(backend: Backend) 
     let t = precise_time();
 
     // events, actors, resource_types, resource_targets
-    let e = event(
+    let e = new_event(
         r#"{"id":"0bd4a990-0640-4e0f-a5b8-fd4b32fa2de8","time":"2026-03-01T12:34:56.123456Z",
         "user":{"username":"frank","email":"frank@example.com"},"action":"write",
         "resource_type":"oauth_configs","resource_id":"oc-1","resource_target":"GitHub ☃ \"quoted\"",
