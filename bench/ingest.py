@@ -66,6 +66,20 @@ def cpu_seconds(pid):
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid):
+    """CPU seconds of each of the server's threads, summed by thread name."""
+    out = collections.Counter()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue  # the thread ended
+        parts = rest.split()
+        out[head.split("(", 1)[1]] += (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def pct(sorted_vals, p):
     if not sorted_vals:
         return float("nan")
@@ -184,12 +198,15 @@ def main():
         conn.close()
 
     c0, s0, t0 = time.process_time(), cpu_seconds(pid), time.monotonic()
+    threads0 = thread_cpu_seconds(pid)
     deadline[0] = t0 + a.duration
     ths = [threading.Thread(target=batch_worker) for _ in range(a.threads)]
     for t in ths: t.start()
     for t in ths: t.join()
     wall1 = time.monotonic() - t0
     client_cpu1, server_cpu1 = time.process_time() - c0, cpu_seconds(pid) - s0
+    threads1 = thread_cpu_seconds(pid)
+    threads1.subtract(threads0)
     p1_lat.sort()
 
     # ---------- phase 2: singles ----------
@@ -247,6 +264,11 @@ def main():
             f"{pct(p2_lat,50)*1000:.1f}", f"{pct(p2_lat,99)*1000:.1f}",
             f"{100*client_cpu2/wall2:.0f}", f"{100*server_cpu2/wall2:.0f}"]])
     print(f"phase 1 statuses: {dict(p1)}; batches left unsent: {len(queue)}")
+    busiest = ", ".join(f"{name} {sec:.1f} s" for name, sec in threads1.most_common(4) if sec > 0)
+    print(f"phase 1 server CPU by thread: {busiest}")
+    if threads1["event-writer"] > 0 and p1_acked[0]:
+        print(f"phase 1 event-writer thread: {1e6 * threads1['event-writer'] / p1_acked[0]:.1f} µs CPU per event "
+              f"(busy {100 * threads1['event-writer'] / wall1:.0f}% of the wall time)")
     print(f"phase 2 statuses: {dict(p2)}")
     expected = p1_acked[0] + p2_ok
     print(f"events stored by the benchmark (table count minus {baseline} present before): {stored:,}; 201-acknowledged events: {expected:,} -> "

@@ -133,9 +133,28 @@ pub(super) fn insert_rows(
         return Ok(outcome);
     }
     let new_rows: Vec<&NewEventRow> = outcome.stored.iter().map(|&i| &rows[i]).collect();
-    for chunk in new_rows.chunks(ROWS_PER_STATEMENT) {
-        let values: Vec<NewEventRow> = chunk.iter().map(|r| (*r).clone()).collect();
-        with_backend!(conn, c => diesel::insert_into(events::table).values(&values).execute(c))?;
+    match conn {
+        // One row per statement: a statement that inserts several rows makes
+        // SQLite copy every page it changes into a statement journal (so that a
+        // failure on a later row can undo the earlier ones). With the events'
+        // ten indexes that tripled the bytes written per event (measured:
+        // bench/README.md). A prepared single-row INSERT needs no statement
+        // journal; a failure still undoes the whole transaction. (The dropdown
+        // tables below are small, and their multi-row upserts measured faster.)
+        DbConn::Sqlite(c) => {
+            for row in &new_rows {
+                diesel::insert_into(events::table).values(*row).execute(c)?;
+            }
+        }
+        // On PostgreSQL round trips cost most: a few hundred rows per statement.
+        DbConn::Postgres(c) => {
+            for chunk in new_rows.chunks(ROWS_PER_STATEMENT) {
+                let values: Vec<NewEventRow> = chunk.iter().map(|r| (*r).clone()).collect();
+                diesel::insert_into(events::table)
+                    .values(&values)
+                    .execute(c)?;
+            }
+        }
     }
     count_dimensions(conn, &new_rows)?;
     Ok(outcome)
