@@ -67,11 +67,16 @@ impl EventWriter {
             });
         }
         let conn = writer_connection(url)?;
+        // Only to time the wait for the next request (see `next_job`).
+        let quiet = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| DbError::Config(format!("cannot start the event writer's timer: {e}")))?;
         let (queue, jobs) = mpsc::channel(QUEUED_REQUESTS);
         let url = url.clone();
         std::thread::Builder::new()
             .name("event-writer".into())
-            .spawn(move || run(conn, jobs, &url))
+            .spawn(move || run(conn, jobs, &quiet, &url))
             .map_err(|e| DbError::Config(format!("cannot start the event writer thread: {e}")))?;
         Ok(Self {
             inner: Inner::Thread(queue),
@@ -155,10 +160,59 @@ fn writer_connection(url: &DatabaseUrl) -> Result<DbConn, DbError> {
     Ok(conn)
 }
 
+/// How long the writer waits without a request before it empties the WAL.
+const QUIET_BEFORE_WAL_TRUNCATE: Duration = Duration::from_secs(5);
+
+/// The next request; `None` once every sender is gone. After a write, waiting
+/// [`QUIET_BEFORE_WAL_TRUNCATE`] for it empties the WAL file first.
+fn next_job(
+    jobs: &mut mpsc::Receiver<Job>,
+    quiet: &tokio::runtime::Runtime,
+    conn: &mut DbConn,
+    wrote: &mut bool,
+) -> Option<Job> {
+    while *wrote {
+        // The timer must be made inside the runtime.
+        let waited = quiet
+            .block_on(async { tokio::time::timeout(QUIET_BEFORE_WAL_TRUNCATE, jobs.recv()).await });
+        match waited {
+            Ok(job) => return job,
+            Err(_) => {
+                truncate_wal(conn);
+                *wrote = false;
+            }
+        }
+    }
+    jobs.blocking_recv()
+}
+
+/// Copies the WAL back into the database file and cuts it to zero bytes, so
+/// that a quiet instance keeps no WAL of hundreds of MiB beside its database
+/// (see `journal_size_limit` in [`super::SQLITE_PRAGMAS`]). Gives up at once
+/// (to be tried after the next write) rather than wait for a reader to finish
+/// or for another writer: it must not hold up the next request.
+fn truncate_wal(conn: &mut DbConn) {
+    let done = conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = 0; PRAGMA wal_checkpoint(TRUNCATE); PRAGMA busy_timeout = {};",
+        super::BUSY_TIMEOUT_MS
+    ));
+    match done {
+        Ok(()) => tracing::debug!("event writer: quiet, WAL copied back and truncated"),
+        Err(e) => tracing::warn!(error = %e, "event writer: cannot truncate the WAL"),
+    }
+}
+
 /// The writer thread: takes the next request and whatever else is waiting, and
 /// writes them in one transaction.
-fn run(mut conn: DbConn, mut jobs: mpsc::Receiver<Job>, url: &DatabaseUrl) {
-    while let Some(first) = jobs.blocking_recv() {
+fn run(
+    mut conn: DbConn,
+    mut jobs: mpsc::Receiver<Job>,
+    quiet: &tokio::runtime::Runtime,
+    url: &DatabaseUrl,
+) {
+    let mut wrote = false;
+    while let Some(first) = next_job(&mut jobs, quiet, &mut conn, &mut wrote) {
+        wrote = true;
         let mut events = first.rows.len();
         let mut group = vec![first];
         while events < GROUP_EVENTS {

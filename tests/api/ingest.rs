@@ -509,6 +509,75 @@ async fn one_failing_request_in_a_group_fails_alone() {
     assert_eq!(page["events"].as_array().map(Vec::len), Some(0), "{page}");
 }
 
+/// On SQLite the WAL file is reused, not shrunk, under sustained writes; once
+/// ingest has been quiet for a few seconds the event writer copies it back and
+/// cuts it to nothing. A reader still holding the WAL makes it give up (and try
+/// again after the next write) instead of holding up the next request.
+#[actix_web::test]
+async fn the_wal_is_emptied_when_ingest_goes_quiet() {
+    use diesel::connection::SimpleConnection;
+    use std::time::{Duration, Instant};
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let auditdesk::db::DatabaseUrl::Sqlite(path) = &app.db.url else {
+        unreachable!("a SQLite test database")
+    };
+    let wal = path.with_extension("db-wal");
+    let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let wait_for_empty_wal = || async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while wal_size() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        wal_size()
+    };
+    let ingest = app.token(Scope::Ingest);
+    let batch: Vec<Value> = (700..900).map(event).collect();
+    let (status, body) = app.ingest(&ingest, &json!(batch)).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(wal_size() > 0, "the batch went to the WAL");
+    assert_eq!(
+        wait_for_empty_wal().await,
+        0,
+        "the WAL is emptied once quiet"
+    );
+
+    // A reader whose snapshot includes WAL frames keeps them from being cut.
+    let (status, body) = app.ingest(&ingest, &event(900)).await;
+    assert_eq!(status, 201, "{body}");
+    let mut reader = app.conn();
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM events;")
+        .unwrap();
+    let (status, body) = app.ingest(&ingest, &event(901)).await;
+    assert_eq!(status, 201, "{body}");
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(wal_size() > 0, "the WAL a reader uses is kept");
+    let started = Instant::now();
+    let (status, body) = app.ingest(&ingest, &event(902)).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a request after the attempt is not held up by it (took {:?})",
+        started.elapsed()
+    );
+    reader.batch_execute("COMMIT").unwrap();
+    assert_eq!(
+        wait_for_empty_wal().await,
+        0,
+        "emptied once the reader is done"
+    );
+    let (_, _, page) = app
+        .read_api(&app.token(Scope::Read), "resource_id=ws-902")
+        .await;
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(
+        events::count_all(&mut reader).unwrap(),
+        events::count_all(&mut app.conn()).unwrap()
+    );
+}
+
 both_backends!(
     events_go_in_and_come_back_out_in_the_interchange_format,
     missing_id_and_time_are_assigned_on_arrival,
