@@ -228,7 +228,7 @@ fn run(
         // same lock; a writer that takes it back at once would starve them.
         super::let_waiting_writers_in();
         let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            write_group(&mut conn, &group, url)
+            write_group(&mut conn, &mut group, &mut jobs, url)
         }));
         let results = written.unwrap_or_else(|_| {
             tracing::error!(requests = group.len(), "event writer: a group panicked");
@@ -246,7 +246,7 @@ fn run(
         });
         tracing::debug!(
             requests = group.len(),
-            events,
+            events = group.iter().map(|job| job.rows.len()).sum::<usize>(),
             "event writer: group written"
         );
         for (job, result) in group.into_iter().zip(results) {
@@ -275,17 +275,34 @@ fn failure(message: &str) -> DbError {
 /// state it cannot leave.
 fn write_group(
     conn: &mut DbConn,
-    group: &[Job],
+    group: &mut Vec<Job>,
+    jobs: &mut mpsc::Receiver<Job>,
     url: &DatabaseUrl,
 ) -> Vec<Result<InsertOutcome, DbError>> {
-    let mut results: Vec<Option<Result<InsertOutcome, DbError>>> =
-        group.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Result<InsertOutcome, DbError>>> = Vec::new();
     let mut pending: Vec<usize> = (0..group.len()).collect();
+    let mut first_attempt = true;
     while !pending.is_empty() {
         let mut failed = None;
         let written = write_transaction(conn, |conn| {
             let mut outcomes = Vec::with_capacity(pending.len());
-            for &i in &pending {
+            let mut events: usize = pending.iter().map(|&i| group[i].rows.len()).sum();
+            let mut next = 0;
+            loop {
+                if next == pending.len() {
+                    // Requests that arrived while this transaction was being
+                    // written join it (once, not when a group is written again):
+                    // the more events share a commit, the fewer index pages
+                    // each costs in the WAL.
+                    if !first_attempt || events >= GROUP_EVENTS {
+                        break;
+                    }
+                    let Ok(job) = jobs.try_recv() else { break };
+                    events += job.rows.len();
+                    group.push(job);
+                    pending.push(group.len() - 1);
+                }
+                let i = pending[next];
                 let job = &group[i];
                 match insert_rows(conn, &job.rows, job.on_conflict) {
                     Ok(outcome) => outcomes.push(outcome),
@@ -294,9 +311,12 @@ fn write_group(
                         return Err(e);
                     }
                 }
+                next += 1;
             }
             Ok::<_, DbError>(outcomes)
         });
+        first_attempt = false;
+        results.resize_with(group.len(), || None);
         match written {
             Ok(outcomes) => {
                 for (&i, outcome) in pending.iter().zip(outcomes) {
