@@ -3,11 +3,12 @@
 //! On SQLite one thread does it, with its own connection. SQLite has one writer
 //! at a time anyway, and two things make a single, long-lived writer much faster
 //! than taking turns on pooled connections:
-//! - **Group commit.** Requests that arrive while a transaction is being written
-//!   wait in a queue and are written together in the next one: one fsync for
-//!   all of them, and the index pages they share are written to the WAL once.
-//!   A request still stands or falls alone (a failed group is written again
-//!   request by request), and every answer comes after the commit.
+//! - **Group commit.** The writer takes every request waiting in its queue, and
+//!   requests that arrive while it writes them join the same transaction (up to
+//!   [`GROUP_EVENTS`]): one fsync for all of them, and the index pages they
+//!   share are written to the WAL once. A request still stands or falls alone
+//!   (a failed group is written again without the request that failed), and
+//!   every answer comes after the commit.
 //! - **A warm page cache.** SQLite drops a connection's cache whenever another
 //!   connection has written; a pooled connection therefore met the events'
 //!   indexes cold on almost every batch and read their pages back through the
