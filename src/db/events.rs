@@ -92,13 +92,18 @@ pub fn insert_batch(
     }
     // Two concurrent transactions (PostgreSQL) can both find an id absent and
     // both insert it: the second then fails on the unique index once the first
-    // commits. Written again, it finds the stored row and answers as for any
-    // stored id (already present, or a conflict).
+    // commits, or, when they insert several such ids in different orders, one of
+    // them is aborted as a deadlock. Written again, it finds the stored rows and
+    // answers as for any stored id (already present, or a conflict).
     let mut attempts = 0;
     loop {
         attempts += 1;
         match write_transaction(conn, |conn| insert_rows(conn, rows, on_conflict)) {
-            Err(DbError::Query(e)) if attempts < 3 && super::is_unique_violation(&e) => continue,
+            Err(DbError::Query(e))
+                if attempts < 4 && (super::is_unique_violation(&e) || super::is_deadlock(&e)) =>
+            {
+                continue;
+            }
             done => return done,
         }
     }

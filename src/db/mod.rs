@@ -471,6 +471,13 @@ pub(crate) fn let_waiting_writers_in() {
     }
 }
 
+/// Whether PostgreSQL aborted the transaction to break a deadlock (two
+/// transactions inserting the same new ids in different orders): the other one
+/// goes on, and this one can be written again.
+pub fn is_deadlock(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().starts_with("deadlock detected"))
+}
+
 /// Whether a diesel error is a unique-constraint violation.
 pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(

@@ -447,6 +447,49 @@ async fn concurrent_requests_stand_or_fall_alone(backend: Backend) {
     assert_eq!(page["events"].as_array().map(Vec::len), Some(0), "{page}");
 }
 
+/// Services that retry may send the same new events at the same time in a
+/// different order: every such request is answered 201, and each event is
+/// stored by exactly one of them. (On PostgreSQL this can deadlock; that case
+/// is made certain in `storage::a_batch_aborted_by_a_deadlock_is_written_again`.)
+async fn the_same_new_events_sent_at_once_in_any_order_are_stored_once(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let ingest = app.token(Scope::Ingest);
+    let before = stored(&app).await;
+    // Several bursts, so that requests meet in the middle of their inserts.
+    for burst in 0..6u32 {
+        let mut bodies = Vec::new();
+        for round in 0..4u32 {
+            let first = 10_000 + (burst * 4 + round) * 300;
+            let batch: Vec<Value> = (first..first + 300).map(event).collect();
+            let mut reversed = batch.clone();
+            reversed.reverse();
+            let mut rotated = batch.clone();
+            rotated.rotate_left(150);
+            bodies.extend([json!(batch), json!(reversed), json!(rotated)]);
+        }
+        let answers =
+            futures_util::future::join_all(bodies.iter().map(|body| app.ingest(&ingest, body)))
+                .await;
+        let mut stored_by_round = [0u64; 4];
+        for (k, (status, body)) in answers.iter().enumerate() {
+            assert_eq!(*status, 201, "burst {burst}, request {k}: {body}");
+            let (new, present) = (
+                body["stored"].as_u64().unwrap(),
+                body["already_present"].as_u64().unwrap(),
+            );
+            assert_eq!(new + present, 300, "burst {burst}, request {k}: {body}");
+            stored_by_round[k / 3] += new;
+        }
+        assert_eq!(
+            stored_by_round, [300; 4],
+            "burst {burst}: each event stored by exactly one request"
+        );
+    }
+    assert_eq!(stored(&app).await, before + 6 * 4 * 300);
+}
+
 /// On SQLite the event writer writes waiting requests in one transaction. When
 /// one of them fails in the database (here a trigger refuses it), that request
 /// alone gets the error; the others are stored.
@@ -588,4 +631,5 @@ both_backends!(
     oversized_requests_get_413,
     bad_read_filters_are_400_naming_the_parameter,
     concurrent_requests_stand_or_fall_alone,
+    the_same_new_events_sent_at_once_in_any_order_are_stored_once,
 );

@@ -327,6 +327,71 @@ async fn dropdown_tables_count_events_per_value(backend: Backend) {
     );
 }
 
+/// PostgreSQL: two writers inserting the same new ids in opposite orders
+/// deadlock, and PostgreSQL aborts one of them. That batch is written again and
+/// finds the events present, as a replay would. Made certain here: the test's
+/// own transaction checks for deadlocks only after 60 s, so the batch's
+/// transaction (1 s, the default) is the one aborted.
+#[test]
+fn a_batch_aborted_by_a_deadlock_is_written_again() {
+    use std::time::{Duration, Instant};
+    let Some((db, mut holder)) = migrated(Backend::Postgres) else {
+        return;
+    };
+    let deadlocks = |conn: &mut DbConn| -> i64 {
+        let DbConn::Postgres(c) = conn else {
+            unreachable!("a PostgreSQL test")
+        };
+        use diesel::RunQueryDsl;
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT deadlocks FROM pg_stat_database WHERE datname = current_database())",
+        ))
+        .get_result(c)
+        .unwrap()
+    };
+    let mut watcher = db.connect();
+    let deadlocks_before = deadlocks(&mut watcher);
+    let (x, y) = (
+        sample(1, "open", "alice", "a"),
+        sample(2, "open", "bob", "b"),
+    );
+    holder
+        .batch_execute("SET deadlock_timeout = '60s'")
+        .unwrap();
+    let batch_writer = db::write_transaction(&mut holder, |holder| {
+        store::store_batch(holder, std::slice::from_ref(&x), OnConflict::RefuseBatch)?;
+        let mut writer = db.connect();
+        let batch = vec![y.clone(), x.clone()];
+        // Inserts y, then waits for the holder's x.
+        let batch_writer = std::thread::spawn(move || {
+            store::store_batch(&mut writer, &batch, OnConflict::RefuseBatch)
+        });
+        std::thread::sleep(Duration::from_millis(400));
+        // Waits for the batch's y: a deadlock, which the batch's side breaks.
+        store::store_batch(holder, std::slice::from_ref(&y), OnConflict::RefuseBatch)?;
+        Ok::<_, db::DbError>(batch_writer)
+    })
+    .unwrap();
+    let outcome = batch_writer
+        .join()
+        .unwrap()
+        .expect("the batch aborted by the deadlock is written again");
+    assert_eq!(outcome.stored, Vec::<usize>::new());
+    assert_eq!(outcome.already_present, vec![0, 1]);
+    assert_eq!(events::count_all(&mut holder).unwrap(), 2);
+    // The statistics arrive a moment later; they show the deadlock happened.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while deadlocks(&mut watcher) == deadlocks_before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = watcher.batch_execute("SELECT pg_stat_clear_snapshot()");
+    }
+    assert_eq!(
+        deadlocks(&mut watcher),
+        deadlocks_before + 1,
+        "PostgreSQL saw one deadlock"
+    );
+}
+
 both_backends!(
     migrations_go_up_all_the_way_down_and_up_again,
     every_table_stores_a_row_and_reads_it_back_unchanged,
