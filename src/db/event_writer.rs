@@ -339,7 +339,13 @@ fn write_group(
                     None => {
                         let message = e.to_string();
                         for &j in &pending {
-                            results[j] = Some(Err(failure(&message)));
+                            results[j] = Some(Err(match &e {
+                                // Busy, not broken: each requester may retry.
+                                DbError::Unavailable(detail) => {
+                                    DbError::Unavailable(detail.clone())
+                                }
+                                _ => failure(&message),
+                            }));
                         }
                         pending.clear();
                     }

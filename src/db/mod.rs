@@ -186,8 +186,22 @@ impl std::error::Error for DbError {}
 
 impl From<diesel::result::Error> for DbError {
     fn from(e: diesel::result::Error) -> Self {
+        if is_lock_timeout(&e) {
+            // A transaction that could not take the lock is rolled back whole.
+            return Self::Unavailable(format!(
+                "another writer held the database for more than {} s ({}); nothing of this change was written, try again",
+                BUSY_TIMEOUT_MS / 1000,
+                one_line(&e.to_string())
+            ));
+        }
         Self::Query(e)
     }
+}
+
+/// Whether SQLite gave up waiting for the write lock (after `busy_timeout`, or
+/// this process's own wait for [`SQLITE_WRITER`]): busy, not broken.
+fn is_lock_timeout(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().starts_with("database is locked"))
 }
 
 impl From<r2d2::PoolError> for DbError {

@@ -552,6 +552,33 @@ async fn one_failing_request_in_a_group_fails_alone() {
     assert_eq!(page["events"].as_array().map(Vec::len), Some(0), "{page}");
 }
 
+/// On SQLite a request that cannot get the write lock in 15 s (another process
+/// holds it) is a 503 that says nothing was written and to try again: the
+/// database is busy, not broken. Once the lock is free the same request is stored.
+#[actix_web::test]
+async fn a_write_lock_held_elsewhere_is_a_503_to_retry() {
+    use diesel::connection::SimpleConnection;
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let ingest = app.token(Scope::Ingest);
+    let before = stored(&app).await;
+    let mut other = app.conn();
+    other.batch_execute("BEGIN IMMEDIATE").unwrap();
+    let (status, body) = app.ingest(&ingest, &json!([event(950)])).await;
+    assert_eq!(status, 503, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("held the database")
+            && detail.contains("nothing of this change was written"),
+        "{body}"
+    );
+    other.batch_execute("COMMIT").unwrap();
+    assert_eq!(stored(&app).await, before, "nothing was written");
+    let (status, body) = app.ingest(&ingest, &json!([event(950)])).await;
+    assert_eq!((status, body["stored"].as_u64()), (201, Some(1)), "{body}");
+}
+
 /// On SQLite the WAL file is reused, not shrunk, under sustained writes; once
 /// ingest has been quiet for a few seconds the event writer copies it back and
 /// cuts it to nothing. A reader still holding the WAL makes it give up (and try
