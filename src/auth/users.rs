@@ -90,7 +90,8 @@ impl From<DbError> for UserError {
 
 impl From<diesel::result::Error> for UserError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Db(DbError::Query(e))
+        // Through DbError's own conversion: a busy database is a 503, not a 500.
+        Self::Db(e.into())
     }
 }
 

@@ -21,6 +21,7 @@
 
 use std::time::Duration;
 
+use diesel::RunQueryDsl;
 use diesel::connection::SimpleConnection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -164,8 +165,9 @@ fn writer_connection(url: &DatabaseUrl) -> Result<DbConn, DbError> {
 /// How long the writer waits without a request before it empties the WAL.
 const QUIET_BEFORE_WAL_TRUNCATE: Duration = Duration::from_secs(5);
 
-/// The next request; `None` once every sender is gone. After a write, waiting
-/// [`QUIET_BEFORE_WAL_TRUNCATE`] for it empties the WAL file first.
+/// The next request; `None` once every sender is gone. After a write, each
+/// [`QUIET_BEFORE_WAL_TRUNCATE`] spent waiting for it tries to empty the WAL
+/// file, until that is done.
 fn next_job(
     jobs: &mut mpsc::Receiver<Job>,
     quiet: &tokio::runtime::Runtime,
@@ -178,10 +180,7 @@ fn next_job(
             .block_on(async { tokio::time::timeout(QUIET_BEFORE_WAL_TRUNCATE, jobs.recv()).await });
         match waited {
             Ok(job) => return job,
-            Err(_) => {
-                truncate_wal(conn);
-                *wrote = false;
-            }
+            Err(_) => *wrote = !truncate_wal(conn),
         }
     }
     jobs.blocking_recv()
@@ -189,17 +188,37 @@ fn next_job(
 
 /// Copies the WAL back into the database file and cuts it to zero bytes, so
 /// that a quiet instance keeps no WAL of hundreds of MiB beside its database
-/// (see `journal_size_limit` in [`super::SQLITE_PRAGMAS`]). Gives up at once
-/// (to be tried after the next write) rather than wait for a reader to finish
-/// or for another writer: it must not hold up the next request.
-fn truncate_wal(conn: &mut DbConn) {
-    let done = conn.batch_execute(&format!(
-        "PRAGMA busy_timeout = 0; PRAGMA wal_checkpoint(TRUNCATE); PRAGMA busy_timeout = {};",
+/// (see `journal_size_limit` in [`super::SQLITE_PRAGMAS`]). It does not wait
+/// for a reader that still uses the WAL (a long export) or for another writer:
+/// it reports `false` and is tried again after the next quiet spell. (The
+/// copying itself runs on the writer thread, as SQLite's own checkpoints do.)
+fn truncate_wal(conn: &mut DbConn) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct Checkpoint {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy: i32,
+    }
+    let DbConn::Sqlite(c) = conn else {
+        return true; // only SQLite has a WAL file of its own
+    };
+    let attempt = c.batch_execute("PRAGMA busy_timeout = 0;").and_then(|()| {
+        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<Checkpoint>(c)
+    });
+    // Whatever became of the attempt: the next write must wait its turn again.
+    let restored = c.batch_execute(&format!(
+        "PRAGMA busy_timeout = {};",
         super::BUSY_TIMEOUT_MS
     ));
-    match done {
-        Ok(()) => tracing::debug!("event writer: quiet, WAL copied back and truncated"),
-        Err(e) => tracing::warn!(error = %e, "event writer: cannot truncate the WAL"),
+    match attempt.and_then(|done| restored.map(|()| done)) {
+        Ok(Checkpoint { busy: 0 }) => {
+            tracing::debug!("event writer: quiet, the WAL is emptied");
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "event writer: cannot empty the WAL");
+            true
+        }
     }
 }
 

@@ -95,14 +95,17 @@ pub fn insert_batch(
     // commits, or, when they insert several such ids in different orders, one of
     // them is aborted as a deadlock. Written again, it finds the stored rows and
     // answers as for any stored id (already present, or a conflict).
+    // With several such requests one can lose more than once: a few tries, a
+    // little apart (at random, so that two losers do not meet again).
     let mut attempts = 0;
     loop {
         attempts += 1;
         match write_transaction(conn, |conn| insert_rows(conn, rows, on_conflict)) {
             Err(DbError::Query(e))
-                if attempts < 4 && (super::is_unique_violation(&e) || super::is_deadlock(&e)) =>
+                if attempts < 6 && (super::is_unique_violation(&e) || super::is_deadlock(&e)) =>
             {
-                continue;
+                let pause = rand::random::<u64>() % (10 * attempts);
+                std::thread::sleep(std::time::Duration::from_millis(pause));
             }
             done => return done,
         }

@@ -189,8 +189,7 @@ impl From<diesel::result::Error> for DbError {
         if is_lock_timeout(&e) {
             // A transaction that could not take the lock is rolled back whole.
             return Self::Unavailable(format!(
-                "another writer held the database for more than {} s ({}); nothing of this change was written, try again",
-                BUSY_TIMEOUT_MS / 1000,
+                "the database is busy: another writer holds its lock ({}); nothing of this change was written, try again",
                 one_line(&e.to_string())
             ));
         }
@@ -487,7 +486,9 @@ pub(crate) fn let_waiting_writers_in() {
 
 /// Whether PostgreSQL aborted the transaction to break a deadlock (two
 /// transactions inserting the same new ids in different orders): the other one
-/// goes on, and this one can be written again.
+/// goes on, and this one can be written again. diesel does not pass on the
+/// SQLSTATE (40P01), so this reads PostgreSQL's message, which is English unless
+/// the server's `lc_messages` says otherwise (then the request stays a 500).
 pub fn is_deadlock(e: &diesel::result::Error) -> bool {
     matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().starts_with("deadlock detected"))
 }

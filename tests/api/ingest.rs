@@ -569,7 +569,7 @@ async fn a_write_lock_held_elsewhere_is_a_503_to_retry() {
     assert_eq!(status, 503, "{body}");
     let detail = body["detail"].as_str().unwrap();
     assert!(
-        detail.contains("held the database")
+        detail.contains("another writer holds its lock")
             && detail.contains("nothing of this change was written"),
         "{body}"
     );

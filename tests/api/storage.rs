@@ -331,7 +331,8 @@ async fn dropdown_tables_count_events_per_value(backend: Backend) {
 /// deadlock, and PostgreSQL aborts one of them. That batch is written again and
 /// finds the events present, as a replay would. Made certain here: the test's
 /// own transaction checks for deadlocks only after 60 s, so the batch's
-/// transaction (1 s, the default) is the one aborted.
+/// transaction (1 s, the default) is the one aborted. (`SET deadlock_timeout`
+/// needs a superuser, as the test databases are made by one.)
 #[test]
 fn a_batch_aborted_by_a_deadlock_is_written_again() {
     use std::time::{Duration, Instant};
@@ -349,6 +350,20 @@ fn a_batch_aborted_by_a_deadlock_is_written_again() {
         .get_result(c)
         .unwrap()
     };
+    // Whether some transaction waits for transaction `xid` (as an insert of a
+    // key that `xid` has inserted and not committed does).
+    let waits_for = |conn: &mut DbConn, xid: &str| -> bool {
+        let DbConn::Postgres(c) = conn else {
+            unreachable!("a PostgreSQL test")
+        };
+        use diesel::RunQueryDsl;
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+            "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'transactionid' \
+             AND NOT granted AND transactionid::text = '{xid}')"
+        )))
+        .get_result(c)
+        .unwrap()
+    };
     let mut watcher = db.connect();
     let deadlocks_before = deadlocks(&mut watcher);
     let (x, y) = (
@@ -360,13 +375,27 @@ fn a_batch_aborted_by_a_deadlock_is_written_again() {
         .unwrap();
     let batch_writer = db::write_transaction(&mut holder, |holder| {
         store::store_batch(holder, std::slice::from_ref(&x), OnConflict::RefuseBatch)?;
+        let xid: String = {
+            let DbConn::Postgres(c) = &mut *holder else {
+                unreachable!("a PostgreSQL test")
+            };
+            use diesel::RunQueryDsl;
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+                "pg_current_xact_id()::text",
+            ))
+            .get_result(c)?
+        };
         let mut writer = db.connect();
         let batch = vec![y.clone(), x.clone()];
         // Inserts y, then waits for the holder's x.
         let batch_writer = std::thread::spawn(move || {
             store::store_batch(&mut writer, &batch, OnConflict::RefuseBatch)
         });
-        std::thread::sleep(Duration::from_millis(400));
+        // Once the batch waits for x, its deadlock check comes 1 s later.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !waits_for(&mut watcher, &xid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         // Waits for the batch's y: a deadlock, which the batch's side breaks.
         store::store_batch(holder, std::slice::from_ref(&y), OnConflict::RefuseBatch)?;
         Ok::<_, db::DbError>(batch_writer)
