@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ingest throughput of POST /api/v1/audit-logs (Python 3 standard library only).
 
-    bench/ingest.py [sqlite|postgres] [--batch-events 300000] [--threads 8]
+    bench/ingest.py [sqlite|postgres] [--batch-events 1000000] [--threads 8]
                     [--batch-size 1000] [--duration 30] [--singles-clients 64]
                     [--singles-duration 30]
 
@@ -96,7 +96,7 @@ def table(hdr, rows):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("backend", nargs="?", default="sqlite", choices=["sqlite", "postgres"])
-    ap.add_argument("--batch-events", type=int, default=300_000)
+    ap.add_argument("--batch-events", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--duration", type=float, default=30)
