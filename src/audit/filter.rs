@@ -178,6 +178,16 @@ pub enum Suggested {
     ResourceTarget,
 }
 
+impl Suggested {
+    /// Its name as the `field` parameter spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::ResourceTarget => "resource_target",
+        }
+    }
+}
+
 /// A request for suggestions: the filter and the text typed so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SuggestionQuery {

@@ -44,7 +44,7 @@ pub fn criteria(filter: &Filter) -> Criteria {
         failed: filter.status.map(|s| s == Outcome::Failure),
         from: filter.from.map(|t| t.naive_utc()),
         to: filter.to.map(|t| t.naive_utc()),
-        text_pattern: filter.q.as_deref().map(crate::db::events::like_pattern),
+        text: filter.q.clone(),
     }
 }
 

@@ -222,8 +222,8 @@ fn truncate_wal(conn: &mut DbConn) -> bool {
     }
 }
 
-/// The writer thread: takes the next request and whatever else is waiting, and
-/// writes them in one transaction.
+/// The writer thread: takes the next request and writes it in one transaction
+/// with every other request that is waiting or arrives meanwhile.
 fn run(
     mut conn: DbConn,
     mut jobs: mpsc::Receiver<Job>,
@@ -233,17 +233,9 @@ fn run(
     let mut wrote = false;
     while let Some(first) = next_job(&mut jobs, quiet, &mut conn, &mut wrote) {
         wrote = true;
-        let mut events = first.rows.len();
+        // The requests waiting now, and those that come while it is written,
+        // join `first` in `write_group`.
         let mut group = vec![first];
-        while events < GROUP_EVENTS {
-            match jobs.try_recv() {
-                Ok(job) => {
-                    events += job.rows.len();
-                    group.push(job);
-                }
-                Err(_) => break,
-            }
-        }
         // Writers elsewhere in this process (logins, user changes) wait for the
         // same lock; a writer that takes it back at once would starve them.
         super::let_waiting_writers_in();

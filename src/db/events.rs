@@ -455,7 +455,7 @@ pub fn matching_values(
 
 /// `%text%` in lowercase, with LIKE's wildcards in the text escaped by `\`;
 /// compared with `lower(column)`, it finds the text anywhere, ignoring case.
-pub fn like_pattern(text: &str) -> String {
+fn like_pattern(text: &str) -> String {
     let mut p = String::from("%");
     for c in text.to_lowercase().chars() {
         if matches!(c, '\\' | '%' | '_') {
@@ -491,8 +491,9 @@ pub struct Criteria {
     pub from: Option<NaiveDateTime>,
     /// Exclusive.
     pub to: Option<NaiveDateTime>,
-    /// A `LIKE` pattern (already lowercased and escaped with `\`) for free text.
-    pub text_pattern: Option<String>,
+    /// Free text, found anywhere in the target, user, email, resource id or
+    /// diff, ignoring case.
+    pub text: Option<String>,
 }
 
 /// A keyset position: rows strictly older (or newer) than this (time, id).
@@ -550,7 +551,8 @@ macro_rules! filtered_events {
         if let Some(t) = c.to {
             q = q.filter(events::time.lt(t));
         }
-        if let Some(p) = &c.text_pattern {
+        if let Some(t) = &c.text {
+            let p = like_pattern(t);
             q = q.filter(
                 lower(events::resource_target)
                     .like(p.clone())

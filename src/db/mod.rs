@@ -460,14 +460,19 @@ where
     conn.transaction(f)
 }
 
-/// One write statement, queued like [`write_transaction`]s: on SQLite a lone
-/// UPDATE relying on busy_timeout alone would wait behind a busy event writer
-/// with SQLite's sleeps of up to 100 ms between tries, and could time out.
+/// One write statement. On SQLite it is queued like [`write_transaction`]s: a
+/// lone UPDATE relying on busy_timeout alone would wait behind a busy event
+/// writer with SQLite's sleeps of up to 100 ms between tries, and could time
+/// out. PostgreSQL takes concurrent writers: the statement runs as it is,
+/// without the two round trips of a transaction around it.
 pub(crate) fn write_statement<T>(
     conn: &mut DbConn,
     f: impl FnOnce(&mut DbConn) -> Result<T, diesel::result::Error>,
 ) -> Result<T, DbError> {
-    write_transaction(conn, |c| f(c).map_err(DbError::from))
+    match conn {
+        DbConn::Postgres(_) => Ok(f(conn)?),
+        DbConn::Sqlite(_) => write_transaction(conn, |c| f(c).map_err(DbError::from)),
+    }
 }
 
 /// Writers of this process waiting for [`SQLITE_WRITER`].

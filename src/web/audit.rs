@@ -45,11 +45,11 @@ async fn suggestions(
         .into_inner();
     let query = SuggestionQuery::parse(raw.field.as_deref(), raw.q.as_deref())
         .map_err(|e| AppError::BadRequest(format!("{e}.")))?;
-    let field = raw.field.unwrap_or_default();
+    let field = query.field.name();
     let values = state
         .db(move |conn| crate::audit::query::suggestions(conn, &query))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "field": field.trim(), "values": values })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "field": field, "values": values })))
 }
 
 /// Splits `format=` from the filters of an export's query string.
