@@ -104,6 +104,10 @@ pub struct ExportArgs {
     /// Free text, matched against target, user, resource id and diff.
     #[arg(long)]
     pub q: Option<String>,
+    /// Start a CSV without the UTF-8 byte-order mark that spreadsheets need to
+    /// read it as UTF-8 (for tools that dislike it; JSON formats never have one).
+    #[arg(long)]
+    pub no_bom: bool,
 }
 
 /// `token` subcommands.
@@ -365,13 +369,13 @@ fn export_command(conn: &mut DbConn, args: ExportArgs) -> Result<(), CliError> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut write_error = None;
-    let written = export(conn, &query.filter, format, |chunk| {
-        match out.write_all(chunk.as_bytes()) {
-            Ok(()) => true,
-            Err(e) => {
-                write_error = Some(e);
-                false
-            }
+    let written = export(conn, &query.filter, format, !args.no_bom, |chunk| match out
+        .write_all(chunk.as_bytes())
+    {
+        Ok(()) => true,
+        Err(e) => {
+            write_error = Some(e);
+            false
         }
     })?;
     match write_error.map_or_else(|| out.flush().err(), Some) {

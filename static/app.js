@@ -11,6 +11,18 @@ document.addEventListener("DOMContentLoaded", () => {
     local.textContent = t.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" }) + " local";
     el.after(local);
   }
+  // Copy buttons beside values drawn with markers: the exact stored value.
+  for (const button of document.querySelectorAll("button.copy[data-copy-json]")) {
+    button.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(JSON.parse(button.dataset.copyJson));
+        button.textContent = "Copied";
+      } catch (e) {
+        button.textContent = "Copy failed";
+      }
+      setTimeout(() => { button.textContent = "Copy"; }, 1500);
+    });
+  }
   // Apply a dropdown at once; text and date fields apply on Enter or Apply.
   const form = document.getElementById("filters");
   if (form) {

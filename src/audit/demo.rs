@@ -277,17 +277,9 @@ pub fn sample(now: DateTime<Utc>) -> Vec<NewEvent> {
             690..=789 => {
                 let s = pick(&mut rng, &settings).clone();
                 let change = if s.5 {
-                    FieldChange {
-                        old: None,
-                        new: None,
-                        secret: true,
-                    }
+                    FieldChange::secret()
                 } else {
-                    FieldChange {
-                        old: Some(s.3.clone()),
-                        new: Some(s.4.clone()),
-                        secret: false,
-                    }
+                    FieldChange::values(Some(s.3.clone()), Some(s.4.clone()))
                 };
                 diff.insert(s.2.to_owned(), change);
                 let who = PEOPLE[0]; // admin-panel changes are made by the site manager
@@ -438,7 +430,8 @@ mod tests {
             );
         }
         assert!(
-            a.iter().any(|e| e.event.diff.values().any(|c| c.secret)),
+            a.iter()
+                .any(|e| e.event.diff.values().any(|c| c.is_secret())),
             "a secret change"
         );
         assert!(

@@ -23,15 +23,67 @@ pub struct Actor {
 
 /// One changed field: its old and new value, or, for a secret, only the fact
 /// that it changed (secret values are never stored).
+///
+/// Kept exactly as received (CONTRACT.md, "Exactness"): `old` and `new` are
+/// each absent (`None`) or any JSON value, `null` included (`Some(Value::Null)`),
+/// and `secret` is absent, `true` or `false` as the sender wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldChange {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub old: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub new: Option<Value>,
-    #[serde(default)]
-    pub secret: bool,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secret: Option<bool>,
+}
+
+/// A key that is present is `Some`, whatever its value (`null` too); a missing
+/// key is `None` through `#[serde(default)]`. Plain `Option` would read `null`
+/// as missing and lose it.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+impl FieldChange {
+    /// A change the application records itself: the values, marked not secret.
+    pub fn values(old: Option<Value>, new: Option<Value>) -> Self {
+        Self {
+            old,
+            new,
+            secret: Some(false),
+        }
+    }
+
+    /// A change of a secret: only the fact that it changed.
+    pub fn secret() -> Self {
+        Self {
+            old: None,
+            new: None,
+            secret: Some(true),
+        }
+    }
+
+    /// Whether the field is a secret (its values are never stored or shown).
+    pub fn is_secret(&self) -> bool {
+        self.secret == Some(true)
+    }
 }
 
 /// The changed fields of an event, by field name.
@@ -69,8 +121,41 @@ pub struct EventInput {
     pub diff: Option<Diff>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    #[serde(default, deserialize_with = "status_code")]
     pub status_code: Option<u16>,
     pub request_id: Option<String>,
+}
+
+/// `status_code`, with an error that says what is expected in the sender's
+/// terms ("expected an integer", not "expected u16"); `null` is as if absent.
+fn status_code<'de, D>(deserializer: D) -> Result<Option<u16>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Code(u16);
+    struct CodeVisitor;
+    impl serde::de::Visitor<'_> for CodeVisitor {
+        type Value = Code;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an integer (an HTTP status code, 100-599)")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Code, E> {
+            u16::try_from(v)
+                .map(Code)
+                .map_err(|_| E::custom(format!("{v} is not an HTTP status code (100-599)")))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Code, E> {
+            Err(E::custom(format!(
+                "{v} is not an HTTP status code (100-599)"
+            )))
+        }
+    }
+    impl<'de> Deserialize<'de> for Code {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_u16(CodeVisitor)
+        }
+    }
+    Option::<Code>::deserialize(deserializer).map(|c| c.map(|c| c.0))
 }
 
 /// A field of an incoming event that is missing or wrong, and why.
@@ -141,8 +226,21 @@ impl NewEvent {
 
 impl EventInput {
     /// Parses one JSON object of the interchange format.
+    ///
+    /// A type error names the path of the field (`status_code`, `user.username`,
+    /// `diff.color.old`). The path is tracked only when the fast parse fails, so
+    /// that the write path pays nothing for it.
     pub fn from_json(text: &str) -> Result<Self, FieldError> {
-        serde_json::from_str(text).map_err(|e| FieldError::new("event", json_error_message(&e)))
+        serde_json::from_str(text).map_err(|first| {
+            let mut de = serde_json::Deserializer::from_str(text);
+            located(serde_path_to_error::deserialize(&mut de), first)
+        })
+    }
+
+    /// Reads one event object out of a parsed JSON document (an array's item).
+    pub fn from_value(value: &Value) -> Result<Self, FieldError> {
+        Self::deserialize(value)
+            .map_err(|first| located(serde_path_to_error::deserialize(value), first))
     }
 
     /// Checks every field and builds the event; `now` fills a missing time.
@@ -246,8 +344,30 @@ impl EventInput {
     }
 }
 
+/// The error of a parse that tracked the path, as a field error; `first` is
+/// the error of the untracked parse (the same one, in every case we know).
+fn located(
+    tracked: Result<EventInput, serde_path_to_error::Error<serde_json::Error>>,
+    first: serde_json::Error,
+) -> FieldError {
+    let (path, inner) = match tracked {
+        Err(e) => (e.path().to_string(), e.into_inner()),
+        Ok(_) => (".".to_owned(), first),
+    };
+    if inner.is_syntax() || inner.is_eof() {
+        return FieldError::new("event", format!("is not valid JSON: {inner}"));
+    }
+    // serde's messages name a missing or unknown key themselves; the path then
+    // names the object that has (or lacks) it.
+    let field = if path == "." {
+        "event".to_owned()
+    } else {
+        path
+    };
+    FieldError::new(field, json_error_message(&inner))
+}
+
 fn json_error_message(e: &serde_json::Error) -> String {
-    // serde's messages already name the field ("unknown field `foo`", "missing field `bar`").
     let msg = e.to_string();
     match msg.find(" at line ") {
         Some(i) => msg[..i].to_owned(),
@@ -255,11 +375,14 @@ fn json_error_message(e: &serde_json::Error) -> String {
     }
 }
 
+/// A received value quoted in an error message: hidden characters escaped
+/// (it may be printed on a terminal), and long values cut.
 fn clip(s: &str) -> String {
+    let s = super::visible::escaped(s);
     if s.chars().count() > 60 {
         format!("{}...", s.chars().take(60).collect::<String>())
     } else {
-        s.to_owned()
+        s
     }
 }
 
@@ -269,7 +392,7 @@ fn text(
     max_bytes: usize,
     required: bool,
 ) -> Result<String, FieldError> {
-    if required && value.trim().is_empty() {
+    if required && value.is_empty() {
         return Err(FieldError::new(field, "is required"));
     }
     if value.len() > max_bytes {
@@ -281,10 +404,21 @@ fn text(
             ),
         ));
     }
-    if value.chars().any(|c| c.is_control()) {
-        return Err(FieldError::new(field, "contains a control character"));
-    }
+    refuse_nul(field, &value)?;
     Ok(value)
+}
+
+/// Text is kept byte for byte, control and bidi characters included; only NUL
+/// is refused, since PostgreSQL's text cannot hold it (and SQLite then must
+/// not hold it either, so that both backends keep the same events).
+fn refuse_nul(field: &str, value: &str) -> Result<(), FieldError> {
+    match value.find('\0') {
+        Some(at) => Err(FieldError::new(
+            field,
+            format!("contains NUL (U+0000) at byte {at}, which cannot be stored"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Parses an RFC 3339 time (`2026-03-01T12:34:56.789Z`, any offset) into UTC.
@@ -318,27 +452,23 @@ fn validate_diff(diff: Diff) -> Result<Diff, FieldError> {
             ),
         ));
     }
-    let mut clean = Diff::new();
+    let mut kept = Diff::new();
     for (name, change) in diff {
         let field = format!("diff.{}", clip(&name));
-        if name.trim().is_empty() {
-            return Err(FieldError::new("diff", "has a field with an empty name"));
-        }
-        if name.len() > limits::DIFF_FIELD_NAME || name.chars().any(|c| c.is_control()) {
+        if name.len() > limits::DIFF_FIELD_NAME {
             return Err(FieldError::new(
                 field,
                 format!(
-                    "field name is longer than {} bytes or has a control character",
+                    "the field name is {} bytes long, more than the limit of {}",
+                    name.len(),
                     limits::DIFF_FIELD_NAME
                 ),
             ));
         }
-        let change = if change.secret {
-            FieldChange {
-                old: None,
-                new: None,
-                secret: true,
-            }
+        // The diff is stored as JSON text, where NUL is written `\u0000`: names
+        // and values may hold it.
+        let change = if change.is_secret() {
+            FieldChange::secret()
         } else {
             for value in [&change.old, &change.new].into_iter().flatten() {
                 let size = serde_json::to_string(value)
@@ -356,14 +486,15 @@ fn validate_diff(diff: Diff) -> Result<Diff, FieldError> {
             }
             change
         };
-        clean.insert(name, change);
+        kept.insert(name, change);
     }
-    Ok(clean)
+    Ok(kept)
 }
 
-/// The event in the interchange format.
+/// The event in the interchange format (`D`: the diff, or the diff as the
+/// content hash reads it).
 #[derive(Serialize)]
-struct Interchange<'a> {
+struct Interchange<'a, D: Serialize = &'a Diff> {
     id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     time: Option<String>,
@@ -372,7 +503,7 @@ struct Interchange<'a> {
     resource_type: &'a str,
     resource_id: &'a str,
     resource_target: &'a str,
-    diff: &'a Diff,
+    diff: D,
     ip: &'a str,
     user_agent: &'a str,
     status_code: u16,
@@ -381,6 +512,10 @@ struct Interchange<'a> {
 
 impl Event {
     fn interchange(&self, with_time: bool) -> Interchange<'_> {
+        self.interchange_with(with_time, &self.diff)
+    }
+
+    fn interchange_with<D: Serialize>(&self, with_time: bool, diff: D) -> Interchange<'_, D> {
         Interchange {
             id: self.id.to_string(),
             time: with_time.then(|| format_time(self.time)),
@@ -389,7 +524,7 @@ impl Event {
             resource_type: &self.resource_type,
             resource_id: &self.resource_id,
             resource_target: &self.resource_target,
-            diff: &self.diff,
+            diff,
             ip: &self.ip,
             user_agent: &self.user_agent,
             status_code: self.status_code,
@@ -420,8 +555,37 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 
 fn content_hash(event: &Event, time_given: bool) -> String {
     let canonical =
-        serde_json::to_vec(&event.interchange(time_given)).expect("an event always serializes");
+        serde_json::to_vec(&event.interchange_with(time_given, HashedDiff(&event.diff)))
+            .expect("an event always serializes");
     hex::encode(Sha256::digest(&canonical))
+}
+
+/// The diff as the content hash reads it: `secret` always written, as every
+/// diff was stored before `secret` was kept as sent, so that a retry of an
+/// event stored then still matches it. (`secret` absent and `false` mean the
+/// same; `old`/`new` absent and `null` do not, and hash apart.)
+struct HashedDiff<'a>(&'a Diff);
+
+#[derive(Serialize)]
+struct HashedChange<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new: Option<&'a Value>,
+    secret: bool,
+}
+
+impl Serialize for HashedDiff<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(name, c)| {
+            let hashed = HashedChange {
+                old: c.old.as_ref(),
+                new: c.new.as_ref(),
+                secret: c.is_secret(),
+            };
+            (name, hashed)
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -119,7 +119,7 @@ fn shown(v: &serde_json::Value) -> String {
 pub fn diff_text(event: &Event) -> String {
     let mut lines = Vec::with_capacity(event.diff.len());
     for (field, change) in &event.diff {
-        let line = if change.secret {
+        let line = if change.is_secret() {
             format!("{field}: ******")
         } else {
             match (&change.old, &change.new) {
@@ -184,17 +184,30 @@ pub fn coder_line(event: &Event) -> String {
     .to_string()
 }
 
+/// The UTF-8 byte-order mark. A spreadsheet opening a CSV file without it
+/// (Excel, LibreOffice's default import) reads the bytes as a legacy code page
+/// and shows `Ünïcødé` as `ÃœnÃ¯cÃ¸dÃ©`.
+pub const BOM: &str = "\u{feff}";
+
 /// Writes every event matching `filter`, newest first, handing each encoded page
 /// to `sink`; stops early when `sink` returns false (the reader went away).
-/// Returns how many events were written.
+/// A CSV starts with [`BOM`] when `bom` is set. Returns how many events were written.
 pub fn export(
     conn: &mut DbConn,
     filter: &Filter,
     format: Format,
+    bom: bool,
     mut sink: impl FnMut(String) -> bool,
 ) -> Result<u64, LoadError> {
-    if format == Format::Csv && !sink(CSV_HEADER.to_owned()) {
-        return Ok(0);
+    if format == Format::Csv {
+        let header = if bom {
+            format!("{BOM}{CSV_HEADER}")
+        } else {
+            CSV_HEADER.to_owned()
+        };
+        if !sink(header) {
+            return Ok(0);
+        }
     }
     let mut query = AuditQuery {
         filter: filter.clone(),
@@ -236,11 +249,8 @@ pub fn record_export(
     filters: &str,
 ) -> Result<(), crate::db::DbError> {
     let mut diff = super::Diff::new();
-    let value = |v: &str| super::FieldChange {
-        old: None,
-        new: Some(serde_json::Value::String(v.to_owned())),
-        secret: false,
-    };
+    let value =
+        |v: &str| super::FieldChange::values(None, Some(serde_json::Value::String(v.to_owned())));
     diff.insert("format".into(), value(format.as_str()));
     diff.insert(
         "filters".into(),

@@ -38,6 +38,127 @@ pub struct RawQuery {
     pub cursor: Option<String>,
 }
 
+/// A query string taken apart: the filters, the caller's own parameters (an
+/// export's `format`), and every problem of the string itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryParams {
+    pub raw: RawQuery,
+    /// The values of the caller's own parameters that were given.
+    pub extra: Vec<(&'static str, String)>,
+    /// A parameter given twice (the first value is kept, so the form shows it),
+    /// or a value that is not UTF-8 once decoded.
+    pub errors: Vec<ParamError>,
+    /// Names that are neither filters nor the caller's own (shown escaped).
+    pub unknown: Vec<String>,
+}
+
+/// The filter parameters' names, as the query string spells them.
+pub const FILTER_PARAMS: [&str; 12] = [
+    "resource_type",
+    "action",
+    "resource_target",
+    "user",
+    "resource_id",
+    "request_id",
+    "status",
+    "from",
+    "to",
+    "q",
+    "limit",
+    "cursor",
+];
+
+/// Decodes one `application/x-www-form-urlencoded` name or value: `+` is a
+/// space, `%XX` a byte; `None` when the bytes are not UTF-8 (never replaced).
+fn form_decode(part: &str) -> Option<String> {
+    let plus = part.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8()
+        .ok()
+        .map(|v| v.into_owned())
+}
+
+impl QueryParams {
+    /// Parses a query string that may carry the filters and the names in
+    /// `extra`. Never fails: every problem is reported in `errors` or `unknown`.
+    pub fn parse(query_string: &str, extra: &[&'static str]) -> Self {
+        let mut out = QueryParams::default();
+        let mut seen: Vec<&'static str> = Vec::new();
+        for pair in query_string.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let Some(name) = form_decode(name) else {
+                out.unknown
+                    .push(super::visible::escaped(&String::from_utf8_lossy(
+                        &percent_encoding::percent_decode_str(name).collect::<Vec<u8>>(),
+                    )));
+                continue;
+            };
+            let Some(known) = FILTER_PARAMS
+                .iter()
+                .chain(extra)
+                .copied()
+                .find(|k| *k == name)
+            else {
+                out.unknown.push(super::visible::escaped(&name));
+                continue;
+            };
+            if seen.contains(&known) {
+                if !out.errors.iter().any(|e| e.param == known) {
+                    out.errors.push(ParamError {
+                        param: known,
+                        message: "is given more than once; give it once".into(),
+                    });
+                }
+                continue;
+            }
+            seen.push(known);
+            let Some(value) = form_decode(value) else {
+                out.errors.push(ParamError {
+                    param: known,
+                    message: "is not UTF-8 text once decoded".into(),
+                });
+                continue;
+            };
+            if extra.contains(&known) {
+                out.extra.push((known, value));
+            } else {
+                out.raw.set(known, value);
+            }
+        }
+        out
+    }
+
+    /// The value of one of the caller's own parameters.
+    pub fn extra(&self, name: &str) -> Option<&str> {
+        self.extra
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl RawQuery {
+    /// Sets the parameter `name` (one of [`FILTER_PARAMS`]).
+    fn set(&mut self, name: &str, value: String) {
+        let slot = match name {
+            "resource_type" => &mut self.resource_type,
+            "action" => &mut self.action,
+            "resource_target" => &mut self.resource_target,
+            "user" => &mut self.user,
+            "resource_id" => &mut self.resource_id,
+            "request_id" => &mut self.request_id,
+            "status" => &mut self.status,
+            "from" => &mut self.from,
+            "to" => &mut self.to,
+            "q" => &mut self.q,
+            "limit" => &mut self.limit,
+            "cursor" => &mut self.cursor,
+            other => unreachable!("{other} is not in FILTER_PARAMS"),
+        };
+        *slot = Some(value);
+    }
+}
+
 /// `status=success` (below 400) or `status=failure` (400 and above).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -156,16 +277,30 @@ fn parse_bound(raw: &str) -> Result<DateTime<Utc>, String> {
     })
 }
 
-/// A text parameter, trimmed; `None` when absent or blank. At most
-/// [`MAX_VALUE_BYTES`], without control characters (PostgreSQL refuses NUL).
+/// A parameter whose value is parsed (an action, a date, a number): trimmed;
+/// `None` when absent or blank. At most [`MAX_VALUE_BYTES`].
 fn text_value(param: &'static str, value: Option<&str>) -> Result<Option<String>, ParamError> {
-    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+    exact_value(param, value.map(str::trim))
+}
+
+/// A value matched exactly against stored text (a target, a user, an id):
+/// kept as given, spaces and control characters included, so that every
+/// stored value can be asked for; `None` when absent or empty. At most
+/// [`MAX_VALUE_BYTES`], and no NUL (no event can hold one).
+fn exact_value(param: &'static str, value: Option<&str>) -> Result<Option<String>, ParamError> {
+    let Some(v) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    if v.len() > MAX_VALUE_BYTES || v.chars().any(char::is_control) {
+    if v.len() > MAX_VALUE_BYTES {
         return Err(ParamError {
             param,
-            message: format!("must be at most {MAX_VALUE_BYTES} bytes, without control characters"),
+            message: format!("is {} bytes long; at most {MAX_VALUE_BYTES}", v.len()),
+        });
+    }
+    if v.contains('\0') {
+        return Err(ParamError {
+            param,
+            message: "contains NUL (U+0000), which no event can hold".into(),
         });
     }
     Ok(Some(v.to_owned()))
@@ -225,18 +360,24 @@ impl AuditQuery {
     /// reported at once, each under its parameter's name.
     pub fn parse(raw: &RawQuery) -> Result<AuditQuery, Vec<ParamError>> {
         let mut errors = Vec::new();
-        let mut text = |param: &'static str, value: &Option<String>| -> Option<String> {
-            text_value(param, value.as_deref()).unwrap_or_else(|e| {
+        let mut value = |param: &'static str, value: &Option<String>, exact: bool| {
+            let checked = if exact {
+                exact_value(param, value.as_deref())
+            } else {
+                text_value(param, value.as_deref())
+            };
+            checked.unwrap_or_else(|e| {
                 errors.push(e);
                 None
             })
         };
-        let resource_type = text("resource_type", &raw.resource_type);
-        let resource_target = text("resource_target", &raw.resource_target);
-        let user = text("user", &raw.user);
-        let resource_id = text("resource_id", &raw.resource_id);
-        let request_id = text("request_id", &raw.request_id);
-        let q = text("q", &raw.q);
+        let resource_type = value("resource_type", &raw.resource_type, true);
+        let resource_target = value("resource_target", &raw.resource_target, true);
+        let user = value("user", &raw.user, true);
+        let resource_id = value("resource_id", &raw.resource_id, true);
+        let request_id = value("request_id", &raw.request_id, true);
+        let q = value("q", &raw.q, false);
+        let mut text = |param: &'static str, raw: &Option<String>| value(param, raw, false);
         let action_text = text("action", &raw.action);
         let status_text = text("status", &raw.status);
         let from_text = text("from", &raw.from);
@@ -389,30 +530,16 @@ mod tests {
                 .map(|(k, v)| (*k, v.to_string()))
                 .collect::<Vec<_>>(),
         );
-        serde_urlencoded_like(&qs)
+        parsed_string(&qs)
     }
 
-    fn serde_urlencoded_like(qs: &str) -> RawQuery {
-        let mut r = RawQuery::default();
-        for (k, v) in url::form_urlencoded::parse(qs.as_bytes()) {
-            let v = Some(v.into_owned());
-            match &*k {
-                "resource_type" => r.resource_type = v,
-                "action" => r.action = v,
-                "resource_target" => r.resource_target = v,
-                "user" => r.user = v,
-                "resource_id" => r.resource_id = v,
-                "request_id" => r.request_id = v,
-                "status" => r.status = v,
-                "from" => r.from = v,
-                "to" => r.to = v,
-                "q" => r.q = v,
-                "limit" => r.limit = v,
-                "cursor" => r.cursor = v,
-                other => panic!("{other}"),
-            }
-        }
-        r
+    fn parsed_string(qs: &str) -> RawQuery {
+        let params = QueryParams::parse(qs, &[]);
+        assert!(
+            params.errors.is_empty() && params.unknown.is_empty(),
+            "{params:?}"
+        );
+        params.raw
     }
 
     fn params(pairs: &[(&str, &str)]) -> Vec<&'static str> {
@@ -425,10 +552,33 @@ mod tests {
 
     #[test]
     fn empty_parameters_mean_any() {
-        let q = AuditQuery::parse(&raw(&[("action", ""), ("user", "  "), ("limit", "")])).unwrap();
+        let q = AuditQuery::parse(&raw(&[("action", ""), ("user", ""), ("limit", " ")])).unwrap();
         assert_eq!(q.filter, Filter::default());
         assert_eq!(q.limit, DEFAULT_LIMIT);
         assert!(!q.is_filtered());
+    }
+
+    #[test]
+    fn exact_filters_keep_spaces_and_control_characters() {
+        let target = " a\nb\t\u{202e}c ";
+        let q = AuditQuery::parse(&raw(&[("resource_target", target), ("user", "  ")])).unwrap();
+        assert_eq!(q.filter.resource_target.as_deref(), Some(target));
+        assert_eq!(q.filter.user.as_deref(), Some("  "));
+        assert_eq!(params(&[("resource_target", "a\0b")]), ["resource_target"]);
+    }
+
+    #[test]
+    fn the_query_string_names_repeats_unknowns_and_bad_bytes() {
+        let p = QueryParams::parse("action=create&action=delete&user=al%20ice&x%0Ay=1", &[]);
+        assert_eq!(p.raw.action.as_deref(), Some("create"), "the first is kept");
+        assert_eq!(p.raw.user.as_deref(), Some("al ice"));
+        assert_eq!(p.errors.len(), 1);
+        assert_eq!(p.errors[0].param, "action");
+        assert_eq!(p.unknown, ["x\\ny"]);
+        let bad = QueryParams::parse("resource_target=%FF%FE&format=csv", &["format"]);
+        assert_eq!(bad.errors[0].param, "resource_target");
+        assert_eq!(bad.raw.resource_target, None, "never replaced by U+FFFD");
+        assert_eq!(bad.extra("format"), Some("csv"));
     }
 
     #[test]
@@ -508,8 +658,7 @@ mod tests {
             ("limit", "100"),
         ];
         let q = AuditQuery::parse(&raw(&pairs)).unwrap();
-        let again =
-            AuditQuery::parse(&serde_urlencoded_like(&encode_query(&q.filter_pairs()))).unwrap();
+        let again = AuditQuery::parse(&parsed_string(&encode_query(&q.filter_pairs()))).unwrap();
         assert_eq!(again, q);
     }
 }

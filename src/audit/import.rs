@@ -131,7 +131,7 @@ fn load(
 fn parse_batches(mut input: impl BufRead, tx: mpsc::SyncSender<Result<Parsed, std::io::Error>>) {
     let mut line_no = 0u64;
     let mut bytes = 0u64;
-    let mut buf = String::new();
+    let mut buf: Vec<u8> = Vec::new();
     loop {
         let mut batch = Parsed {
             events: Vec::with_capacity(BATCH),
@@ -144,7 +144,9 @@ fn parse_batches(mut input: impl BufRead, tx: mpsc::SyncSender<Result<Parsed, st
         let mut eof = false;
         while batch.events.len() < BATCH {
             buf.clear();
-            match input.read_line(&mut buf) {
+            // Bytes, not read_line: a line that is not UTF-8 is refused alone,
+            // with its number, instead of ending the import.
+            match input.read_until(b'\n', &mut buf) {
                 Ok(0) => {
                     eof = true;
                     break;
@@ -156,7 +158,15 @@ fn parse_batches(mut input: impl BufRead, tx: mpsc::SyncSender<Result<Parsed, st
                 }
             }
             line_no += 1;
-            let line = buf.trim();
+            let Ok(text) = std::str::from_utf8(&buf) else {
+                batch.read += 1;
+                batch.refused.push(Refusal {
+                    line: line_no,
+                    reason: "the line is not UTF-8 text".into(),
+                });
+                continue;
+            };
+            let line = text.trim();
             if line.is_empty() {
                 continue;
             }

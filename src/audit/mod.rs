@@ -9,6 +9,7 @@ pub mod filter;
 pub mod import;
 pub mod query;
 pub mod store;
+pub mod visible;
 
 pub use action::{Action, UnknownAction};
 pub use event::{Actor, Diff, Event, EventInput, FieldChange, FieldError, NewEvent};

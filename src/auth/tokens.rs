@@ -141,11 +141,7 @@ fn token_event(by: &ChangedBy, action: Action, token: &Token, diff: Diff) -> Eve
 }
 
 fn new_value(v: &str) -> FieldChange {
-    FieldChange {
-        old: None,
-        new: Some(v.into()),
-        secret: false,
-    }
+    FieldChange::values(None, Some(v.into()))
 }
 
 /// Creates a token; returns it with its secret, which is never stored or shown again.
@@ -180,14 +176,7 @@ pub fn create(
         let diff = Diff::from([
             ("name".to_owned(), new_value(name)),
             ("scope".to_owned(), new_value(scope.as_str())),
-            (
-                "token".to_owned(),
-                FieldChange {
-                    old: None,
-                    new: None,
-                    secret: true,
-                },
-            ),
+            ("token".to_owned(), FieldChange::secret()),
         ]);
         store::record(conn, token_event(by, Action::Create, &token, diff))?;
         Ok::<_, TokenError>(token)
@@ -214,11 +203,7 @@ pub fn revoke(conn: &mut DbConn, id: i64, by: &ChangedBy) -> Result<Token, Token
         db::tokens::revoke(conn, id, Utc::now().naive_utc())?;
         let diff = Diff::from([(
             "revoked".to_owned(),
-            FieldChange {
-                old: Some(false.into()),
-                new: Some(true.into()),
-                secret: false,
-            },
+            FieldChange::values(Some(false.into()), Some(true.into())),
         )]);
         store::record(conn, token_event(by, Action::Delete, &token, diff))?;
         Ok(token)

@@ -176,11 +176,7 @@ pub fn any_exist(conn: &mut DbConn) -> Result<bool, DbError> {
 }
 
 fn change(old: Option<serde_json::Value>, new: Option<serde_json::Value>) -> FieldChange {
-    FieldChange {
-        old,
-        new,
-        secret: false,
-    }
+    FieldChange::values(old, new)
 }
 
 fn user_event(by: &ChangedBy, action: Action, user: &User, diff: Diff) -> Event {
@@ -362,14 +358,7 @@ pub fn reset_password(
         let user = load(conn, username)?;
         db::users::set_password_hash(conn, user.id, password_hash, Utc::now().naive_utc())?;
         db::sessions::delete_for_user(conn, user.id)?;
-        let diff = Diff::from([(
-            "password".to_owned(),
-            FieldChange {
-                old: None,
-                new: None,
-                secret: true,
-            },
-        )]);
+        let diff = Diff::from([("password".to_owned(), FieldChange::secret())]);
         store::record(conn, user_event(by, Action::Write, &user, diff))?;
         Ok(user)
     })

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::audit::filter::{AuditQuery, RawQuery};
+use crate::audit::filter::{AuditQuery, ParamError, QueryParams};
 use crate::audit::query::fetch_page;
 use crate::audit::{EventInput, FieldError, NewEvent, store};
 use crate::auth::tokens::{self, Scope, Token};
@@ -204,15 +204,17 @@ fn parse_events(body: &[u8], ndjson: bool) -> Result<Vec<Result<EventInput, Fiel
     if items.len() > MAX_EVENTS {
         return Err(too_many(items.len()));
     }
-    Ok(items
-        .into_iter()
-        .map(|v| {
-            serde_json::from_value::<EventInput>(v).map_err(|e| FieldError {
-                field: "event".into(),
-                message: e.to_string(),
-            })
-        })
-        .collect())
+    Ok(items.iter().map(EventInput::from_value).collect())
+}
+
+/// Where a bad field is, as the problem names it: `events[56].status_code`
+/// (`events[56]` for the event as a whole).
+fn field_path(index: usize, e: &FieldError) -> String {
+    if e.field == "event" {
+        format!("events[{index}]")
+    } else {
+        format!("events[{index}].{}", e.field)
+    }
 }
 
 /// `POST /api/v1/audit-logs`: validates the whole request first; stores all of
@@ -251,7 +253,9 @@ async fn ingest(
             StatusCode::BAD_REQUEST,
             "Bad Request",
             format!(
-                "event {first_index}: {first}{}; nothing of this request was stored",
+                "{}: {}{}; nothing of this request was stored",
+                field_path(*first_index, first),
+                first.message,
                 if errors.len() > 1 {
                     format!(" (and {} more problems)", errors.len() - 1)
                 } else {
@@ -262,7 +266,7 @@ async fn ingest(
         problem.errors = errors
             .iter()
             .take(MAX_LISTED_ERRORS)
-            .map(|(i, e)| json!({"index": i, "field": e.field, "message": e.message}))
+            .map(|(i, e)| json!({"index": i, "field": e.field, "path": field_path(*i, e), "message": e.message}))
             .collect();
         return Err(problem);
     }
@@ -294,34 +298,39 @@ async fn ingest(
     })))
 }
 
+/// The filters of `GET /api/v1/audit-logs`, or a problem naming every bad one.
+fn read_query(query_string: &str) -> Result<AuditQuery, Problem> {
+    let params = QueryParams::parse(query_string, &[]);
+    let mut problems: Vec<(String, String)> = params
+        .unknown
+        .into_iter()
+        .map(|name| (name, "the API does not take this parameter".to_owned()))
+        .collect();
+    let named = |e: ParamError| (e.param.to_owned(), e.message);
+    problems.extend(params.errors.into_iter().map(named));
+    let parsed = AuditQuery::parse(&params.raw);
+    match parsed {
+        Ok(query) if problems.is_empty() => return Ok(query),
+        Ok(_) => {}
+        Err(errors) => problems.extend(errors.into_iter().map(named)),
+    }
+    let detail = problems
+        .iter()
+        .map(|(field, message)| format!("{field}: {message}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut p = Problem::new(StatusCode::BAD_REQUEST, "Bad Request", detail);
+    p.errors = problems
+        .iter()
+        .map(|(field, message)| json!({"field": field, "message": message}))
+        .collect();
+    Err(p)
+}
+
 /// `GET /api/v1/audit-logs?<filters>`: one page, newest first, with `next_cursor`.
 async fn read(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     authenticate(&req, &state, Scope::Read).await?;
-    let raw = web::Query::<RawQuery>::from_query(req.query_string())
-        .map_err(|e| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "Bad Request",
-                format!("query string: {e}"),
-            )
-        })?
-        .into_inner();
-    let query = AuditQuery::parse(&raw).map_err(|errors| {
-        let mut p = Problem::new(
-            StatusCode::BAD_REQUEST,
-            "Bad Request",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        );
-        p.errors = errors
-            .iter()
-            .map(|e| json!({"field": e.param, "message": e.message}))
-            .collect();
-        p
-    })?;
+    let query = read_query(req.query_string())?;
     let page = state
         .db(move |conn| {
             fetch_page(conn, &query).map_err(|e| match e {

@@ -6,11 +6,12 @@ use askama::Template;
 
 use super::AppState;
 use super::auth::AuditReader;
+use super::shown::Shown;
 use super::views::{Nav, html};
 use crate::audit::export::{Format, export as run_export, record_export};
 use crate::audit::filter::{
-    AuditQuery, DEFAULT_LIMIT, Direction, PAGE_SIZES, ParamError, RawQuery, SuggestionQuery,
-    encode_query,
+    AuditQuery, DEFAULT_LIMIT, Direction, PAGE_SIZES, ParamError, QueryParams, RawQuery,
+    SuggestionQuery, encode_query,
 };
 use crate::audit::query::{FormChoices, MatchCount, Page, fetch_page};
 use crate::audit::{Action, Event};
@@ -52,18 +53,57 @@ async fn suggestions(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "field": field, "values": values })))
 }
 
-/// Splits `format=` from the filters of an export's query string.
-fn split_format(query_string: &str) -> (Option<String>, String) {
-    let mut format = None;
-    let mut rest = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in url::form_urlencoded::parse(query_string.as_bytes()) {
-        if k == "format" && format.is_none() {
-            format = Some(v.into_owned());
-        } else {
-            rest.append_pair(&k, &v);
+/// What an export's address asks for: the format, whether a CSV starts with a
+/// byte-order mark, and the filters.
+fn export_request(query_string: &str) -> Result<(Format, bool, AuditQuery), AppError> {
+    let params = QueryParams::parse(query_string, &["format", "bom"]);
+    let mut problems: Vec<String> = params
+        .unknown
+        .iter()
+        .map(|name| format!("{name}: exports do not take this parameter"))
+        .collect();
+    problems.extend(params.errors.iter().map(ToString::to_string));
+    let format = params
+        .extra("format")
+        .map(str::trim)
+        .unwrap_or("csv")
+        .parse::<Format>()
+        .map_err(|e| problems.push(format!("format: {e}")))
+        .ok();
+    let bom = match params.extra("bom").map(str::trim) {
+        None | Some("" | "1") => true,
+        Some("0") => false,
+        Some(other) => {
+            problems.push(format!(
+                "bom: '{}' is not 0 (no byte-order mark) or 1",
+                crate::audit::visible::escaped(other)
+            ));
+            true
+        }
+    };
+    if format.is_some_and(|f| f != Format::Csv)
+        && params.extra("bom").is_some_and(|b| b.trim() == "1")
+    {
+        problems.push("bom: only a CSV export starts with a byte-order mark".into());
+    }
+    for param in ["limit", "cursor"] {
+        let given = match param {
+            "limit" => &params.raw.limit,
+            _ => &params.raw.cursor,
+        };
+        if given.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+            problems.push(format!(
+                "{param}: an export holds every matching event; remove {param} from the address"
+            ));
         }
     }
-    (format, rest.finish())
+    let query = AuditQuery::parse(&params.raw)
+        .map_err(|errors| problems.extend(errors.iter().map(ToString::to_string)))
+        .ok();
+    match (format, query) {
+        (Some(format), Some(query)) if problems.is_empty() => Ok((format, bom, query)),
+        _ => Err(AppError::BadRequest(format!("{}.", problems.join("; ")))),
+    }
 }
 
 /// `GET /manage/audit/export?format=csv|ndjson|coder-json&<filters>`: every
@@ -73,33 +113,7 @@ async fn export(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let (format, filters) = split_format(req.query_string());
-    let format: Format = format.as_deref().unwrap_or("csv").parse().map_err(
-        |e: crate::audit::export::UnknownFormat| AppError::BadRequest(format!("format: {e}.")),
-    )?;
-    let raw = web::Query::<RawQuery>::from_query(&filters)
-        .map_err(|e| {
-            AppError::BadRequest(format!(
-                "The export address has a parameter exports do not take: {e}."
-            ))
-        })?
-        .into_inner();
-    for (param, value) in [("limit", &raw.limit), ("cursor", &raw.cursor)] {
-        if value.as_deref().is_some_and(|v| !v.trim().is_empty()) {
-            return Err(AppError::BadRequest(format!(
-                "{param}: an export holds every matching event; remove {param} from the address."
-            )));
-        }
-    }
-    let query = AuditQuery::parse(&raw).map_err(|errors| {
-        AppError::BadRequest(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
+    let (format, bom, query) = export_request(req.query_string())?;
     let who = reader.0.changed_by(&req);
     let filter_text = encode_query(&query.filter_pairs());
     // The export is on record before the first byte leaves.
@@ -130,7 +144,7 @@ async fn export(
             }
         };
         // blocking_send fails once the client has gone: that stops the work.
-        let sent = run_export(&mut conn, &filter, format, |chunk| {
+        let sent = run_export(&mut conn, &filter, format, bom, |chunk| {
             tx.blocking_send(Ok(web::Bytes::from(chunk))).is_ok()
         });
         if let Err(e) = sent {
@@ -155,13 +169,13 @@ async fn export(
 
 /// One value of a diff: as shown (long opaque values shortened) and in full.
 pub struct ShownValue {
-    pub shown: String,
-    pub full: String,
+    pub shown: Shown,
+    pub full: Shown,
 }
 
 /// One row of the Field / Diff table.
 pub struct DiffRow {
-    pub field: String,
+    pub field: Shown,
     pub old: Option<ShownValue>,
     pub new: Option<ShownValue>,
     pub secret: bool,
@@ -173,18 +187,18 @@ pub struct DiffRow {
 pub struct EventView {
     pub time_utc: String,
     pub time_iso: String,
-    pub username: String,
-    pub email: String,
+    pub username: Shown,
+    pub email: Shown,
     pub ip: String,
     pub action: &'static str,
     pub action_help: &'static str,
-    pub resource_type: String,
-    pub resource_target: String,
-    pub resource_id: String,
+    pub resource_type: Shown,
+    pub resource_target: Shown,
+    pub resource_id: Shown,
     pub status_code: u16,
     pub success: bool,
-    pub request_id: String,
-    pub request_short: String,
+    pub request_id: Shown,
+    pub request_short: Shown,
     pub diff: Vec<DiffRow>,
     /// Links that filter the current view by this row's user, target or request.
     pub user_href: String,
@@ -211,8 +225,8 @@ fn shown(value: &serde_json::Value) -> ShownValue {
         other => other.to_string(),
     };
     ShownValue {
-        shown: shorten(&full),
-        full,
+        shown: Shown::new(shorten(&full)),
+        full: Shown::new(full),
     }
 }
 
@@ -221,18 +235,18 @@ impl From<Event> for EventView {
         Self {
             time_utc: e.time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
             time_iso: crate::audit::event::format_time(e.time),
-            username: e.user.username,
-            email: e.user.email,
+            username: Shown::new(e.user.username),
+            email: Shown::new(e.user.email),
             ip: e.ip,
             action: e.action.as_str(),
             action_help: e.action.description(),
-            resource_type: e.resource_type,
-            resource_target: e.resource_target,
-            resource_id: e.resource_id,
+            resource_type: Shown::new(e.resource_type),
+            resource_target: Shown::new(e.resource_target),
+            resource_id: Shown::new(e.resource_id),
             status_code: e.status_code,
             success: e.status_code < 400,
-            request_short: e.request_id.chars().take(8).collect(),
-            request_id: e.request_id,
+            request_short: Shown::new(e.request_id.chars().take(8).collect::<String>()),
+            request_id: Shown::new(e.request_id),
             diff: e
                 .diff
                 .into_iter()
@@ -242,12 +256,12 @@ impl From<Event> for EventView {
                     let shortened = [&old, &new]
                         .into_iter()
                         .flatten()
-                        .any(|v| v.shown != v.full);
+                        .any(|v| v.shown.exact != v.full.exact);
                     DiffRow {
-                        field,
+                        field: Shown::new(field),
                         old,
                         new,
-                        secret: c.secret,
+                        secret: c.is_secret(),
                         shortened,
                     }
                 })
@@ -409,19 +423,23 @@ async fn page(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let (raw, general_errors) = match web::Query::<RawQuery>::from_query(req.query_string()) {
-        Ok(q) => (q.into_inner(), Vec::new()),
-        Err(e) => (
-            RawQuery::default(),
-            vec![format!(
-                "This address has a parameter the audit page does not take: {e}."
-            )],
-        ),
-    };
-    let parsed = if general_errors.is_empty() {
-        AuditQuery::parse(&raw)
-    } else {
-        Err(Vec::new())
+    let params = QueryParams::parse(req.query_string(), &[]);
+    let general_errors: Vec<String> = params
+        .unknown
+        .iter()
+        .map(|name| {
+            format!(
+                "The audit page does not take the parameter '{name}'; remove it from the address."
+            )
+        })
+        .collect();
+    let raw = params.raw;
+    let parsed = match (AuditQuery::parse(&raw), params.errors) {
+        (Ok(q), errors) if errors.is_empty() && general_errors.is_empty() => Ok(q),
+        (parsed, mut errors) => {
+            errors.extend(parsed.err().unwrap_or_default());
+            Err(errors)
+        }
     };
     let query = parsed.as_ref().ok().cloned();
     let cache = state.page_cache.clone();
@@ -440,7 +458,8 @@ async fn page(
     let errors = parsed.as_ref().err().cloned().unwrap_or_default();
     let has_errors = !errors.is_empty() || !general_errors.is_empty();
     let selected = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or_default().to_owned();
-    let chosen_type = selected(&raw.resource_type);
+    let exact = |v: &Option<String>| v.clone().unwrap_or_default();
+    let chosen_type = exact(&raw.resource_type);
     let mut type_names = loaded.choices.resource_types.clone();
     if !chosen_type.is_empty() && !type_names.contains(&chosen_type) {
         type_names.insert(0, chosen_type.clone());
@@ -461,7 +480,7 @@ async fn page(
             0,
             Choice {
                 value: chosen_action.clone(),
-                label: chosen_action.clone(),
+                label: Shown::new(chosen_action.as_str()).plain(),
                 help: "not an action",
                 selected: true,
             },
@@ -489,14 +508,14 @@ async fn page(
         );
     }
     let form = FormState {
-        resource_target: selected(&raw.resource_target),
-        user: selected(&raw.user),
+        resource_target: exact(&raw.resource_target),
+        user: exact(&raw.user),
         status: selected(&raw.status),
         from: selected(&raw.from),
         to: selected(&raw.to),
         q: selected(&raw.q),
-        resource_id: selected(&raw.resource_id),
-        request_id: selected(&raw.request_id),
+        resource_id: exact(&raw.resource_id),
+        request_id: exact(&raw.request_id),
     };
     let err = FieldErrors::from_params(&errors);
     let more_open = !form.q.is_empty()
@@ -546,9 +565,10 @@ async fn page(
                 .into_iter()
                 .map(|e| {
                     let mut view = EventView::from(e);
-                    view.user_href = with_filter(&base, "user", &view.username);
-                    view.target_href = with_filter(&base, "resource_target", &view.resource_target);
-                    view.request_href = with_filter(&base, "request_id", &view.request_id);
+                    view.user_href = with_filter(&base, "user", &view.username.exact);
+                    view.target_href =
+                        with_filter(&base, "resource_target", &view.resource_target.exact);
+                    view.request_href = with_filter(&base, "request_id", &view.request_id.exact);
                     view
                 })
                 .collect();
@@ -593,7 +613,7 @@ async fn page(
                 .into_iter()
                 .map(|t| Choice {
                     selected: t == chosen_type,
-                    label: t.clone(),
+                    label: Shown::new(t.as_str()).plain(),
                     value: t,
                     help: "",
                 })

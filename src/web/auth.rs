@@ -10,6 +10,7 @@ use futures_util::TryFutureExt;
 use serde::Deserialize;
 
 use super::AppState;
+use super::forms;
 use super::session::TypedSession;
 use super::views::{LoginPage, Nav, SetupPage, html};
 use crate::audit::Actor;
@@ -244,7 +245,6 @@ async fn login_form(
 struct LoginForm {
     username: String,
     password: String,
-    csrf_token: String,
     #[serde(default)]
     next: String,
 }
@@ -253,10 +253,9 @@ async fn login_submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
-    form: web::Form<LoginForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    session.check_csrf(&form.csrf_token)?;
-    let form = form.into_inner();
+    let form: LoginForm = forms::read(&session, &body)?;
     let next = safe_next(Some(&form.next));
     let again =
         |status: StatusCode, message: String, username: String| -> Result<HttpResponse, AppError> {
@@ -280,12 +279,12 @@ async fn login_submit(
             login_name,
         );
     }
-    if login_name.len() > crate::audit::event::limits::USERNAME
-        || login_name.chars().any(char::is_control)
-    {
+    // Any other name is tried, and its failure recorded: an odd name must not
+    // keep an attempt out of the log.
+    if login_name.len() > crate::audit::event::limits::USERNAME || login_name.contains('\0') {
         return again(
             StatusCode::BAD_REQUEST,
-            "That username is not valid: at most 256 characters, no control characters.".into(),
+            "That username is not valid: at most 256 bytes, without NUL.".into(),
             String::new(),
         );
     }
@@ -347,18 +346,13 @@ async fn login_submit(
     }
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf_token: String,
-}
-
 async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
-    form: web::Form<CsrfForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    session.check_csrf(&form.csrf_token)?;
+    forms::check_csrf(&session, &body)?;
     if let Ok(who) = signed_in(req.clone()).await {
         let (ip, ua) = (client_ip(&req), user_agent(&req));
         let user = who.user.clone();
@@ -401,18 +395,16 @@ struct SetupForm {
     email: String,
     password: String,
     password_confirm: String,
-    csrf_token: String,
 }
 
 async fn setup_submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
-    form: web::Form<SetupForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     setup_open(&state).await?;
-    session.check_csrf(&form.csrf_token)?;
-    let form = form.into_inner();
+    let form: SetupForm = forms::read(&session, &body)?;
     let username = form.username.trim().to_owned();
     let mut errors = Vec::new();
     if let Err(e) = users::check_username(&username) {

@@ -5,8 +5,10 @@ pub mod api;
 mod assets;
 pub mod audit;
 pub mod auth;
+mod forms;
 mod health;
 pub mod session;
+pub mod shown;
 pub mod users;
 pub mod views;
 

@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::{SignedIn, SiteManager};
+use super::forms;
+use super::shown::Shown;
 use super::views::{Nav, html};
 use crate::auth::Role;
 use crate::auth::password::check_new_password;
@@ -37,7 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 struct UserView {
     username: String,
-    email: String,
+    email: Shown,
     role: &'static str,
     suspended: bool,
     last_login: String,
@@ -45,9 +47,9 @@ struct UserView {
 
 struct TokenView {
     id: i64,
-    name: String,
+    name: Shown,
     scope: &'static str,
-    created_by: String,
+    created_by: Shown,
     created: String,
     last_used: String,
     revoked: Option<String>,
@@ -102,7 +104,7 @@ async fn render(
                 .into_iter()
                 .map(|u| UserView {
                     username: u.username,
-                    email: u.email,
+                    email: Shown::new(u.email),
                     role: u.role.as_str(),
                     suspended: u.suspended,
                     last_login: u.last_login_at.map_or_else(|| "never".to_owned(), when),
@@ -112,9 +114,9 @@ async fn render(
                 .into_iter()
                 .map(|t| TokenView {
                     id: t.id,
-                    name: t.name,
+                    name: Shown::new(t.name),
                     scope: t.scope.as_str(),
-                    created_by: t.created_by,
+                    created_by: Shown::new(t.created_by),
                     created: when(t.created_at),
                     last_used: t.last_used_at.map_or_else(|| "never".to_owned(), when),
                     revoked: t.revoked_at.map(when),
@@ -203,7 +205,6 @@ fn capitalized(s: &str) -> String {
 
 #[derive(Deserialize)]
 struct AddUserForm {
-    csrf_token: String,
     username: String,
     email: String,
     role: String,
@@ -214,11 +215,10 @@ async fn add_user(
     manager: SiteManager,
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<AddUserForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let m = &manager.0;
-    m.session.check_csrf(&form.csrf_token)?;
-    let form = form.into_inner();
+    let form: AddUserForm = forms::read(&m.session, &body)?;
     let extras = || Extras {
         form_username: form.username.clone(),
         form_email: form.email.clone(),
@@ -266,13 +266,7 @@ async fn add_user(
 }
 
 #[derive(Deserialize)]
-struct CsrfOnly {
-    csrf_token: String,
-}
-
-#[derive(Deserialize)]
 struct RoleForm {
-    csrf_token: String,
     role: String,
 }
 
@@ -281,10 +275,10 @@ async fn set_role(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<RoleForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let m = &manager.0;
-    m.session.check_csrf(&form.csrf_token)?;
+    let form: RoleForm = forms::read(&m.session, &body)?;
     let role: Role = match form.role.parse() {
         Ok(r) => r,
         Err(e) => {
@@ -326,10 +320,10 @@ async fn change_suspension(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfOnly>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let m = &manager.0;
-    m.session.check_csrf(&form.csrf_token)?;
+    forms::check_csrf(&m.session, &body)?;
     let (username, verb) = path.into_inner();
     let suspend = match verb.as_str() {
         "suspend" => true,
@@ -353,7 +347,6 @@ async fn change_suspension(
 
 #[derive(Deserialize)]
 struct PasswordForm {
-    csrf_token: String,
     password: String,
 }
 
@@ -362,15 +355,15 @@ async fn reset_password(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<PasswordForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let m = &manager.0;
-    m.session.check_csrf(&form.csrf_token)?;
+    let form: PasswordForm = forms::read(&m.session, &body)?;
     let username = path.into_inner();
     if let Err(e) = check_new_password(&form.password) {
         return refused(m, &state, UserError::WeakPassword(e), Extras::default()).await;
     }
-    let hash = state.hash_password(form.into_inner().password).await?;
+    let hash = state.hash_password(form.password).await?;
     let by = m.changed_by(&req);
     let name = username.clone();
     let result = state
@@ -387,7 +380,6 @@ async fn reset_password(
 
 #[derive(Deserialize)]
 struct TokenForm {
-    csrf_token: String,
     name: String,
     scope: String,
 }
@@ -396,10 +388,10 @@ async fn create_token(
     manager: SiteManager,
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<TokenForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let m = &manager.0;
-    m.session.check_csrf(&form.csrf_token)?;
+    let form: TokenForm = forms::read(&m.session, &body)?;
     let scope: Scope = match form.scope.parse() {
         Ok(s) => s,
         Err(e) => {
@@ -434,10 +426,10 @@ async fn revoke_token(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<CsrfOnly>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let m = &manager.0;
-    m.session.check_csrf(&form.csrf_token)?;
+    forms::check_csrf(&m.session, &body)?;
     let Ok(id) = path.into_inner().parse::<i64>() else {
         return Err(AppError::NotFound);
     };

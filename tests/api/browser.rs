@@ -172,7 +172,12 @@ fn rows(page: &str) -> Vec<(String, String)> {
     };
     page.split("<tr>")
         .skip(1)
-        .filter_map(|row| Some((grab(row, "class=\"action\"")?, grab(row, "<strong")?)))
+        .filter_map(|row| {
+            Some((
+                grab(row, "class=\"action\"")?,
+                grab(row, "<strong><bdi class=\"v\"")?,
+            ))
+        })
         .collect()
 }
 

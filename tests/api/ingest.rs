@@ -178,7 +178,7 @@ async fn a_batch_with_one_bad_event_stores_nothing(backend: Backend) {
     let p: Value = r.json().await.unwrap();
     let detail = p["detail"].as_str().unwrap();
     assert!(
-        detail.starts_with("event 1: action: unknown action 'read'"),
+        detail.starts_with("events[1].action: unknown action 'read'"),
         "{detail}"
     );
     assert_eq!(p["errors"][0]["field"], "action");
