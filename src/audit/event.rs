@@ -152,7 +152,9 @@ where
     }
     impl<'de> Deserialize<'de> for Code {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_u16(CodeVisitor)
+            // A u64 hint, not u16: a number out of u16's range then reaches
+            // `visit_u64` and gets our message, from text and from a `Value`.
+            d.deserialize_u64(CodeVisitor)
         }
     }
     Option::<Code>::deserialize(deserializer).map(|c| c.map(|c| c.0))
@@ -235,12 +237,6 @@ impl EventInput {
             let mut de = serde_json::Deserializer::from_str(text);
             located(serde_path_to_error::deserialize(&mut de), first)
         })
-    }
-
-    /// Reads one event object out of a parsed JSON document (an array's item).
-    pub fn from_value(value: &Value) -> Result<Self, FieldError> {
-        Self::deserialize(value)
-            .map_err(|first| located(serde_path_to_error::deserialize(value), first))
     }
 
     /// Checks every field and builds the event; `now` fills a missing time.
@@ -622,6 +618,45 @@ mod tests {
             .unwrap()
             .event;
         assert_eq!(again, e);
+    }
+
+    fn diff_of(json: &str) -> String {
+        let e = EventInput::from_json(&format!(
+            r#"{{"user":{{"username":"a"}},"action":"write","resource_type":"t","diff":{json}}}"#
+        ))
+        .unwrap()
+        .validate(now())
+        .unwrap()
+        .event;
+        e.diff_json()
+    }
+
+    #[test]
+    fn diff_values_keep_null_absence_digits_and_key_order() {
+        for diff in [
+            r#"{"a":{"old":null,"new":5}}"#,
+            r#"{"a":{"new":5}}"#,
+            r#"{"a":{}}"#,
+            r#"{"a":{"old":12345678901234567890123,"new":1.50}}"#,
+            r#"{"a":{"new":{"z":1,"a":[null,true,"x"]},"secret":false}}"#,
+        ] {
+            assert_eq!(diff_of(diff), diff);
+        }
+    }
+
+    #[test]
+    fn numbers_keep_their_digits() {
+        for n in ["-0", "1e+400", "-1.50e-7", "0.10", "-9223372036854775809"] {
+            let diff = format!(r#"{{"a":{{"new":{n}}}}}"#);
+            assert_eq!(diff_of(&diff), diff);
+        }
+        // Known: serde_json writes an exponent as `e` with its sign. Every
+        // digit stays; the README states it.
+        assert_eq!(diff_of(r#"{"a":{"new":1E5}}"#), r#"{"a":{"new":1e+5}}"#);
+        assert_eq!(
+            diff_of(r#"{"a":{"new":-1.5E-7}}"#),
+            r#"{"a":{"new":-1.5e-7}}"#
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::Utc;
 use futures_util::StreamExt;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -194,17 +195,23 @@ fn parse_events(body: &[u8], ndjson: bool) -> Result<Vec<Result<EventInput, Fiel
         }
         return Ok(lines.into_iter().map(EventInput::from_json).collect());
     }
-    let value: Value =
+    // Each event is read from its own text, as NDJSON lines and imports are:
+    // going through a parsed `Value` first would rewrite some numbers (`-0`).
+    let raw: &RawValue =
         serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
-    let items = match value {
-        Value::Array(items) => items,
-        object @ Value::Object(_) => vec![object],
+    let items: Vec<&RawValue> = match raw.get().trim_start().as_bytes().first() {
+        Some(b'[') => serde_json::from_str(raw.get())
+            .map_err(|e| bad(format!("the body is not a JSON array of events: {e}")))?,
+        Some(b'{') => vec![raw],
         _ => return Err(bad("the body must be an event object, a JSON array of events, or NDJSON (Content-Type: application/x-ndjson)".into())),
     };
     if items.len() > MAX_EVENTS {
         return Err(too_many(items.len()));
     }
-    Ok(items.iter().map(EventInput::from_value).collect())
+    Ok(items
+        .iter()
+        .map(|item| EventInput::from_json(item.get()))
+        .collect())
 }
 
 /// Where a bad field is, as the problem names it: `events[56].status_code`

@@ -5,6 +5,7 @@ mod auth;
 mod browser;
 mod cli;
 mod durability;
+mod exactness;
 mod export;
 mod health;
 mod helpers;
