@@ -1,5 +1,6 @@
 //! The `auditdesk` command line (CONTRACT.md, "The binary").
 
+use crate::audit::visible::escaped;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -301,7 +302,9 @@ fn token_command(conn: &mut DbConn, cmd: TokenCommand) -> Result<(), CliError> {
             let (token, secret) = tokens::create(conn, &name, scope, &by)?;
             eprintln!(
                 "created API token {} '{}' with scope {}; it is shown only this once:",
-                token.id, token.name, token.scope
+                token.id,
+                escaped(&token.name),
+                token.scope
             );
             println!("{secret}");
         }
@@ -310,7 +313,7 @@ fn token_command(conn: &mut DbConn, cmd: TokenCommand) -> Result<(), CliError> {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     t.id,
-                    t.name,
+                    escaped(&t.name),
                     t.scope,
                     when(Some(t.created_at)),
                     when(t.last_used_at),
@@ -320,7 +323,7 @@ fn token_command(conn: &mut DbConn, cmd: TokenCommand) -> Result<(), CliError> {
         }
         TokenCommand::Revoke { id } => {
             let token = tokens::revoke(conn, id, &by)?;
-            eprintln!("revoked API token {} '{}'", token.id, token.name);
+            eprintln!("revoked API token {} '{}'", token.id, escaped(&token.name));
         }
     }
     Ok(())
@@ -500,13 +503,21 @@ fn user_command(conn: &mut DbConn, cmd: UserCommand) -> Result<(), CliError> {
             )?;
             eprintln!(
                 "created {} ({}) as {}",
-                user.username, user.email, user.role
+                user.username,
+                escaped(&user.email),
+                user.role
             );
         }
         UserCommand::List => {
             for u in users::list(conn)? {
                 let state = if u.suspended { "suspended" } else { "active" };
-                println!("{}\t{}\t{}\t{}", u.username, u.email, u.role, state);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.username,
+                    escaped(&u.email),
+                    u.role,
+                    state
+                );
             }
         }
         UserCommand::SetRole { username, role } => {

@@ -59,6 +59,8 @@ function suggestAsTyped(input) {
         list.replaceChildren(...values.map((v) => {
           const o = document.createElement("option");
           o.value = v;
+          const label = visible(v);
+          if (label !== v) o.label = label;
           return o;
         }));
       } catch (e) {
@@ -77,4 +79,13 @@ function submitClean(form) {
   const qs = params.toString();
   // getAttribute: form.action would be the field named "action".
   window.location.assign(form.getAttribute("action") + (qs ? "?" + qs : ""));
+}
+
+// A value as the page draws it (audit::visible on the server): control, bidi,
+// zero-width and other invisible characters as \n, \r, \t or \u{...}, so a
+// suggestion cannot hide or reorder text.
+function visible(v) {
+  const named = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+  return v.replace(/[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb]|\udb40[\udc00-\udfff]/g,
+    (c) => named[c] || "\\u{" + c.codePointAt(0).toString(16) + "}");
 }

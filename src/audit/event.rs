@@ -1,11 +1,11 @@
 //! An audit event, and the interchange format it arrives and leaves in
 //! (CONTRACT.md: import, NDJSON export, the JSON API).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, DurationRound, SecondsFormat, Utc};
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -86,8 +86,44 @@ impl FieldChange {
     }
 }
 
-/// The changed fields of an event, by field name.
-pub type Diff = BTreeMap<String, FieldChange>;
+/// The changed fields of an event, by field name, in the order sent.
+pub type Diff = IndexMap<String, FieldChange>;
+
+/// Reads a diff, refusing a field name given twice (JSON keeps only one of
+/// them, so storing the object would silently lose the other).
+fn diff_without_repeats<'de, D>(deserializer: D) -> Result<Option<Diff>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct DiffVisitor;
+    impl<'de> serde::de::Visitor<'de> for DiffVisitor {
+        type Value = Diff;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object of changed fields")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Diff, A::Error> {
+            let mut diff = Diff::new();
+            while let Some(name) = map.next_key::<String>()? {
+                if diff.contains_key(&name) {
+                    return Err(serde::de::Error::custom(format!(
+                        "the field '{}' is given twice",
+                        super::visible::escaped(&name)
+                    )));
+                }
+                let change = map.next_value::<FieldChange>()?;
+                diff.insert(name, change);
+            }
+            Ok(diff)
+        }
+    }
+    struct Wrapped(Diff);
+    impl<'de> Deserialize<'de> for Wrapped {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(DiffVisitor).map(Wrapped)
+        }
+    }
+    Option::<Wrapped>::deserialize(deserializer).map(|w| w.map(|w| w.0))
+}
 
 /// A validated audit event.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +154,7 @@ pub struct EventInput {
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
     pub resource_target: Option<String>,
+    #[serde(default, deserialize_with = "diff_without_repeats")]
     pub diff: Option<Diff>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -212,6 +249,10 @@ pub struct NewEvent {
     /// one), so that a retry of the same event matches even when the server
     /// assigned the time on first arrival.
     pub content_hash: String,
+    /// The fingerprint the same event had when it was stored before diffs were
+    /// kept exactly (null values dropped, numbers through f64, keys sorted),
+    /// when that differs: a retry of an event stored then is no conflict.
+    pub earlier_hash: Option<String>,
 }
 
 impl NewEvent {
@@ -222,6 +263,7 @@ impl NewEvent {
         Self {
             event,
             content_hash,
+            earlier_hash: None,
         }
     }
 }
@@ -333,9 +375,11 @@ impl EventInput {
             request_id,
         };
         let content_hash = content_hash(&event, time_given);
+        let earlier_hash = earlier_hash(&event, time_given).filter(|h| *h != content_hash);
         Ok(NewEvent {
             event,
             content_hash,
+            earlier_hash,
         })
     }
 }
@@ -351,16 +395,23 @@ fn located(
         Ok(_) => (".".to_owned(), first),
     };
     if inner.is_syntax() || inner.is_eof() {
-        return FieldError::new("event", format!("is not valid JSON: {inner}"));
+        return FieldError::new(
+            "event",
+            format!(
+                "is not valid JSON: {}",
+                super::visible::escaped(&inner.to_string())
+            ),
+        );
     }
     // serde's messages name a missing or unknown key themselves; the path then
-    // names the object that has (or lacks) it.
+    // names the object that has (or lacks) it. Both may quote the sender's
+    // text (a key), and are printed on terminals too: escaped.
     let field = if path == "." {
         "event".to_owned()
     } else {
-        path
+        super::visible::escaped(&path)
     };
-    FieldError::new(field, json_error_message(&inner))
+    FieldError::new(field, super::visible::escaped(&json_error_message(&inner)))
 }
 
 fn json_error_message(e: &serde_json::Error) -> String {
@@ -571,6 +622,95 @@ struct HashedChange<'a> {
     secret: bool,
 }
 
+/// The fingerprint as it was computed before diffs were kept exactly, for an
+/// event whose diff reads differently now (`None` when it reads the same, or
+/// when it holds a number that could not be stored then).
+fn earlier_hash(event: &Event, time_given: bool) -> Option<String> {
+    if !event.diff.values().any(EarlierChange::differs) && event.diff.keys().is_sorted() {
+        return None;
+    }
+    let mut fields: Vec<(&String, &FieldChange)> = event.diff.iter().collect();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    let diff: Vec<(&String, EarlierChange)> = fields
+        .into_iter()
+        .map(|(name, c)| (name, EarlierChange(c)))
+        .collect();
+    let earlier = EarlierDiff(diff);
+    serde_json::to_vec(&event.interchange_with(time_given, earlier))
+        .ok()
+        .map(|canonical| hex::encode(Sha256::digest(&canonical)))
+}
+
+struct EarlierDiff<'a>(Vec<(&'a String, EarlierChange<'a>)>);
+
+impl Serialize for EarlierDiff<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(name, c)| (*name, c)))
+    }
+}
+
+/// A change as the earlier hash read it: a null `old`/`new` as absent.
+struct EarlierChange<'a>(&'a FieldChange);
+
+impl EarlierChange<'_> {
+    /// Whether the change reads differently from how it was read then.
+    fn differs(c: &FieldChange) -> bool {
+        [&c.old, &c.new]
+            .into_iter()
+            .flatten()
+            .any(|v| !matches!(v, Value::String(_) | Value::Bool(_)))
+    }
+}
+
+impl Serialize for EarlierChange<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let c = self.0;
+        let mut map = s.serialize_map(None)?;
+        for (key, value) in [("old", &c.old), ("new", &c.new)] {
+            if let Some(v) = value.as_ref().filter(|v| !v.is_null()) {
+                map.serialize_entry(key, &EarlierValue(v))?;
+            }
+        }
+        map.serialize_entry("secret", &c.is_secret())?;
+        map.end()
+    }
+}
+
+/// A value as serde_json read it without arbitrary precision and order:
+/// integers that fit 64 bits as integers, other numbers as f64, keys sorted.
+struct EarlierValue<'a>(&'a Value);
+
+impl Serialize for EarlierValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Number(n) => {
+                let text = n.to_string();
+                let integer = !text.contains(['.', 'e', 'E']);
+                if integer && text != "-0" {
+                    if let Ok(u) = text.parse::<u64>() {
+                        return s.serialize_u64(u);
+                    }
+                    if let Ok(i) = text.parse::<i64>() {
+                        return s.serialize_i64(i);
+                    }
+                }
+                match text.parse::<f64>() {
+                    Ok(f) if f.is_finite() => s.serialize_f64(f),
+                    _ => Err(serde::ser::Error::custom("not a number then")),
+                }
+            }
+            Value::Array(items) => s.collect_seq(items.iter().map(EarlierValue)),
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                s.collect_map(entries.into_iter().map(|(k, v)| (k, EarlierValue(v))))
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
 impl Serialize for HashedDiff<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.0.iter().map(|(name, c)| {
@@ -656,6 +796,49 @@ mod tests {
         assert_eq!(
             diff_of(r#"{"a":{"new":-1.5E-7}}"#),
             r#"{"a":{"new":-1.5e-7}}"#
+        );
+    }
+
+    /// Fingerprints written by the release before diffs were kept exactly
+    /// (`auditdesk import` of these two lines, content_hash read back).
+    #[test]
+    fn events_stored_before_keep_their_fingerprint() {
+        let mixed = r#"{"id":"6a1f0e52-3c5e-4a8e-9d7b-2f1c0a9b8e77","time":"2026-06-01T12:00:00.5Z","user":{"username":"alice","email":"a@example.com"},"action":"write","resource_type":"template","resource_id":"t-1","resource_target":"Main","diff":{"b":{"old":null,"new":1.50},"a":{"new":{"z":1,"a":12345678901234567890123,"m":[1.0,-0,1E5]}},"c":{"old":"x","new":"y"}},"ip":"203.0.113.9","user_agent":"UA","status_code":200,"request_id":"r-1"}"#;
+        let plain = r#"{"id":"7b2f1e63-4d6f-4b9f-8e8c-3a2d1b0c9f88","user":{"username":"bob"},"action":"create","resource_type":"workspace","diff":{"name":{"new":"ws"}}}"#;
+        let read = |json: &str| {
+            EventInput::from_json(json)
+                .unwrap()
+                .validate(now())
+                .unwrap()
+        };
+        let mixed = read(mixed);
+        assert_ne!(
+            mixed.content_hash, "f97f1362d1fa77ec1c368c23cd45dfa419791e1b792e667d13e7382009bfd4dc",
+            "kept exactly, it is new content"
+        );
+        assert_eq!(
+            mixed.earlier_hash.as_deref(),
+            Some("f97f1362d1fa77ec1c368c23cd45dfa419791e1b792e667d13e7382009bfd4dc")
+        );
+        let plain = read(plain);
+        assert_eq!(
+            plain.content_hash,
+            "2eddee4bac35293ab4d275ca77bbd2a1b14d7c46ebe136d3263e9542711a3823"
+        );
+        assert_eq!(plain.earlier_hash, None);
+    }
+
+    #[test]
+    fn a_diff_field_given_twice_is_refused_and_order_is_kept() {
+        let e = EventInput::from_json(
+            r#"{"user":{"username":"a"},"action":"write","resource_type":"t","diff":{"b":{},"a":{},"b":{"new":1}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "diff");
+        assert!(e.message.contains("'b' is given twice"), "{e}");
+        assert_eq!(
+            diff_of(r#"{"z":{"new":1},"a":{"new":2}}"#),
+            r#"{"z":{"new":1},"a":{"new":2}}"#
         );
     }
 

@@ -9,9 +9,10 @@ use serde_json::json;
 
 use super::Event;
 use super::event::format_time;
-use super::filter::{AuditQuery, Cursor, Direction, Filter};
+use super::filter::{AuditQuery, Cursor, Direction, Filter, QueryParams};
 use super::query::fetch_page;
 use super::store::LoadError;
+use super::visible::{escaped, value_text};
 use crate::db::DbConn;
 
 /// Events read per page while exporting.
@@ -83,6 +84,66 @@ impl FromStr for Format {
     }
 }
 
+/// What an export asks for: the format, whether a CSV starts with a
+/// byte-order mark, and the filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRequest {
+    pub format: Format,
+    pub bom: bool,
+    pub query: AuditQuery,
+}
+
+impl ExportRequest {
+    /// Reads an export's query string: `format` (default csv), `bom` (0 or 1,
+    /// default 1; CSV only) and the filters, without `limit` or `cursor`.
+    /// Every problem is named.
+    pub fn parse(query_string: &str) -> Result<Self, Vec<String>> {
+        let params = QueryParams::parse(query_string, &["format", "bom"]);
+        let mut problems: Vec<String> = params
+            .unknown
+            .iter()
+            .map(|name| format!("{name}: exports do not take this parameter"))
+            .collect();
+        problems.extend(params.errors.iter().map(ToString::to_string));
+        let format = params
+            .extra("format")
+            .map(str::trim)
+            .unwrap_or("csv")
+            .parse::<Format>()
+            .map_err(|e| problems.push(format!("format: {e}")))
+            .ok();
+        let bom = match params.extra("bom").map(str::trim) {
+            None | Some("" | "1") => true,
+            Some("0") => false,
+            Some(other) => {
+                problems.push(format!(
+                    "bom: '{}' is not 0 (no byte-order mark) or 1",
+                    super::visible::escaped(other)
+                ));
+                true
+            }
+        };
+        let asked = params.extra("bom").is_some_and(|b| b.trim() == "1");
+        if asked && format.is_some_and(|f| f != Format::Csv) {
+            problems.push("bom: only a CSV export starts with a byte-order mark".into());
+        }
+        for (param, given) in [("limit", &params.raw.limit), ("cursor", &params.raw.cursor)] {
+            if given.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+                problems.push(format!(
+                    "{param}: an export holds every matching event; remove {param} from the address"
+                ));
+            }
+        }
+        let query = AuditQuery::parse(&params.raw)
+            .map_err(|errors| problems.extend(errors.iter().map(ToString::to_string)))
+            .ok();
+        match (format, query) {
+            (Some(format), Some(query)) if problems.is_empty() => Ok(Self { format, bom, query }),
+            _ => Err(problems),
+        }
+    }
+}
+
 /// The CSV header row.
 pub const CSV_HEADER: &str = "time,id,user,email,action,resource_type,resource_id,resource_target,status_code,ip,user_agent,request_id,diff\r\n";
 
@@ -108,17 +169,18 @@ fn csv_cell(out: &mut String, value: &str) {
     }
 }
 
+/// A diff value on its line of the diff cell: hidden characters escaped, so
+/// that a value holding a line break cannot pass for another field's line.
 fn shown(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    escaped(&value_text(v))
 }
 
-/// The diff as readable text: one `field: old → new` per line, secrets as `******`.
+/// The diff as readable text: one `field: old → new` per line, secrets as
+/// `******`; field names and values escaped (`\n`), one line each.
 pub fn diff_text(event: &Event) -> String {
     let mut lines = Vec::with_capacity(event.diff.len());
     for (field, change) in &event.diff {
+        let field = escaped(field);
         let line = if change.is_secret() {
             format!("{field}: ******")
         } else {

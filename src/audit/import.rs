@@ -224,3 +224,75 @@ impl From<DbError> for ImportError {
         Self::Db(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every line the reader hands on, for `input`.
+    fn read_all(input: &[u8]) -> (u64, usize, Vec<Refusal>) {
+        let (tx, rx) = mpsc::sync_channel(2);
+        parse_batches(input, tx);
+        let (mut read, mut events, mut refused) = (0, 0, Vec::new());
+        for batch in rx {
+            let batch = batch.unwrap();
+            read += batch.read;
+            events += batch.events.len();
+            refused.extend(batch.refused);
+        }
+        (read, events, refused)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary bytes: every non-empty line is stored or refused with its
+        /// number; nothing panics and nothing is lost.
+        #[test]
+        fn arbitrary_bytes_are_read_line_by_line(
+            lines in proptest::collection::vec(
+                prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..40),
+                    Just(br#"{"user":{"username":"a"},"action":"login","resource_type":"user"}"#.to_vec()),
+                    Just(br#"{"user":{"username":"a\u0000"},"action":"login","resource_type":"user"}"#.to_vec()),
+                ],
+                0..20)
+        ) {
+            let input: Vec<u8> = lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+            let (read, events, refused) = read_all(&input);
+            prop_assert_eq!(read as usize, events + refused.len());
+            let numbers = input.split(|b| *b == b'\n').count() as u64;
+            prop_assert!(refused.iter().all(|r| r.line >= 1 && r.line <= numbers));
+        }
+
+        /// A valid event with one field replaced by any JSON-ish text is an
+        /// event or a named problem: never a panic.
+        #[test]
+        fn any_field_value_is_an_event_or_a_named_problem(
+            field in proptest::sample::select(&["id", "time", "user", "action", "resource_type",
+                "resource_id", "resource_target", "diff", "ip", "user_agent", "status_code",
+                "request_id", "colour"][..]),
+            value in prop_oneof![
+                Just("null".to_owned()), Just("-1".to_owned()), Just("1e999".to_owned()),
+                Just("[]".to_owned()), Just("{}".to_owned()), Just("\"\"".to_owned()),
+                Just(r#"{"a":{"old":1,"x":2}}"#.to_owned()), Just(r#"{"username":""}"#.to_owned()),
+                any::<String>().prop_map(|s| serde_json::Value::String(s).to_string()),
+                ".{0,12}",
+            ],
+        ) {
+            let base = [("user", r#"{"username":"a"}"#), ("action", r#""login""#), ("resource_type", r#""user""#)];
+            let body: Vec<String> = base
+                .iter()
+                .filter(|(k, _)| *k != field)
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .chain([format!("\"{field}\":{value}")])
+                .collect();
+            let text = format!("{{{}}}", body.join(","));
+            match EventInput::from_json(&text) {
+                Ok(input) => { let _ = input.validate(Utc::now()); }
+                Err(e) => prop_assert!(!e.field.is_empty() && !e.message.is_empty()),
+            }
+        }
+    }
+}

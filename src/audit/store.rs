@@ -92,6 +92,7 @@ fn to_row(new: &NewEvent, received_at: chrono::NaiveDateTime) -> NewEventRow {
         request_id: e.request_id.clone(),
         content_hash: new.content_hash.clone(),
         received_at,
+        earlier_hash: new.earlier_hash.clone(),
     }
 }
 

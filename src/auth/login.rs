@@ -140,7 +140,7 @@ fn record(
         ),
         Some(u) => (
             Actor {
-                username: a.login.trim().to_owned(),
+                username: a.login.clone(),
                 email: String::new(),
             },
             format!("usr-{}", u.id),
@@ -148,11 +148,11 @@ fn record(
         ),
         None => (
             Actor {
-                username: a.login.trim().to_owned(),
+                username: a.login.clone(),
                 email: String::new(),
             },
             String::new(),
-            a.login.trim().to_owned(),
+            a.login.clone(),
         ),
     };
     store::record(
@@ -160,7 +160,9 @@ fn record(
         Event {
             id: Uuid::new_v4(),
             time: truncate_to_micros(now),
-            user: sanitize_actor(actor),
+            // As typed (the login form refuses only NUL and names over the
+            // username limit): an odd name must not disguise an attempt.
+            user: actor,
             action: Action::Login,
             resource_type: "user".into(),
             resource_id,
@@ -201,26 +203,6 @@ pub fn record_logout(
             request_id: Uuid::new_v4().to_string(),
         },
     )
-}
-
-/// Attempted names come from a form: keep them within the event's limits and
-/// free of control characters, so that recording a failure can never fail.
-fn sanitize_actor(actor: Actor) -> Actor {
-    let clean = |s: &str, max: usize| {
-        clip(
-            &s.chars().filter(|c| !c.is_control()).collect::<String>(),
-            max,
-        )
-    };
-    let username = clean(&actor.username, crate::audit::event::limits::USERNAME);
-    Actor {
-        username: if username.is_empty() {
-            "(empty)".into()
-        } else {
-            username
-        },
-        email: clean(&actor.email, crate::audit::event::limits::EMAIL),
-    }
 }
 
 fn clip(s: &str, max_bytes: usize) -> String {

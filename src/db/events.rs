@@ -28,6 +28,10 @@ pub struct NewEventRow {
     pub request_id: String,
     pub content_hash: String,
     pub received_at: NaiveDateTime,
+    /// Another fingerprint that counts as the same content (an event stored
+    /// before diffs were kept exactly); not a column.
+    #[diesel(skip_insertion)]
+    pub earlier_hash: Option<String>,
 }
 
 /// A stored event row.
@@ -128,7 +132,9 @@ pub(super) fn insert_rows(
             .map(String::as_str)
             .or_else(|| in_batch.get(row.event_uuid.as_str()).copied());
         match known {
-            Some(hash) if hash == row.content_hash => outcome.already_present.push(i),
+            Some(hash) if hash == row.content_hash || row.earlier_hash.as_deref() == Some(hash) => {
+                outcome.already_present.push(i)
+            }
             Some(_) => outcome.conflicts.push(i),
             None => {
                 in_batch.insert(&row.event_uuid, &row.content_hash);

@@ -8,7 +8,7 @@ use super::AppState;
 use super::auth::AuditReader;
 use super::shown::Shown;
 use super::views::{Nav, html};
-use crate::audit::export::{Format, export as run_export, record_export};
+use crate::audit::export::{ExportRequest, export as run_export, record_export};
 use crate::audit::filter::{
     AuditQuery, DEFAULT_LIMIT, Direction, PAGE_SIZES, ParamError, QueryParams, RawQuery,
     SuggestionQuery, encode_query,
@@ -23,14 +23,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/manage/audit/suggestions", web::get().to(suggestions));
 }
 
-/// The query of `/manage/audit/suggestions`.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSuggestionQuery {
-    field: Option<String>,
-    q: Option<String>,
-}
-
 /// `GET /manage/audit/suggestions?field=user|resource_target&q=TEXT`: the most
 /// used users or resource targets whose name contains the text (ignoring case),
 /// as `{"field": …, "values": [...]}`. The page's script fills the inputs'
@@ -41,69 +33,32 @@ async fn suggestions(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let raw = web::Query::<RawSuggestionQuery>::from_query(req.query_string())
-        .map_err(|e| AppError::BadRequest(format!("The suggestion address is malformed: {e}.")))?
-        .into_inner();
-    let query = SuggestionQuery::parse(raw.field.as_deref(), raw.q.as_deref())
-        .map_err(|e| AppError::BadRequest(format!("{e}.")))?;
+    let params = QueryParams::parse(req.query_string(), &["field"]);
+    let q = params.raw.q.clone();
+    let mut problems: Vec<String> = params
+        .unknown
+        .iter()
+        .cloned()
+        .chain(
+            crate::audit::filter::FILTER_PARAMS
+                .iter()
+                .filter(|name| **name != "q" && params.raw.get(name).is_some())
+                .map(|name| (*name).to_owned()),
+        )
+        .map(|name| format!("{name}: suggestions take only field and q"))
+        .collect();
+    problems.extend(params.errors.iter().map(ToString::to_string));
+    let query = SuggestionQuery::parse(params.extra("field"), q.as_deref())
+        .map_err(|e| problems.push(e.to_string()))
+        .ok();
+    let Some(query) = query.filter(|_| problems.is_empty()) else {
+        return Err(AppError::BadRequest(format!("{}.", problems.join("; "))));
+    };
     let field = query.field.name();
     let values = state
         .db(move |conn| crate::audit::query::suggestions(conn, &query))
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "field": field, "values": values })))
-}
-
-/// What an export's address asks for: the format, whether a CSV starts with a
-/// byte-order mark, and the filters.
-fn export_request(query_string: &str) -> Result<(Format, bool, AuditQuery), AppError> {
-    let params = QueryParams::parse(query_string, &["format", "bom"]);
-    let mut problems: Vec<String> = params
-        .unknown
-        .iter()
-        .map(|name| format!("{name}: exports do not take this parameter"))
-        .collect();
-    problems.extend(params.errors.iter().map(ToString::to_string));
-    let format = params
-        .extra("format")
-        .map(str::trim)
-        .unwrap_or("csv")
-        .parse::<Format>()
-        .map_err(|e| problems.push(format!("format: {e}")))
-        .ok();
-    let bom = match params.extra("bom").map(str::trim) {
-        None | Some("" | "1") => true,
-        Some("0") => false,
-        Some(other) => {
-            problems.push(format!(
-                "bom: '{}' is not 0 (no byte-order mark) or 1",
-                crate::audit::visible::escaped(other)
-            ));
-            true
-        }
-    };
-    if format.is_some_and(|f| f != Format::Csv)
-        && params.extra("bom").is_some_and(|b| b.trim() == "1")
-    {
-        problems.push("bom: only a CSV export starts with a byte-order mark".into());
-    }
-    for param in ["limit", "cursor"] {
-        let given = match param {
-            "limit" => &params.raw.limit,
-            _ => &params.raw.cursor,
-        };
-        if given.as_deref().is_some_and(|v| !v.trim().is_empty()) {
-            problems.push(format!(
-                "{param}: an export holds every matching event; remove {param} from the address"
-            ));
-        }
-    }
-    let query = AuditQuery::parse(&params.raw)
-        .map_err(|errors| problems.extend(errors.iter().map(ToString::to_string)))
-        .ok();
-    match (format, query) {
-        (Some(format), Some(query)) if problems.is_empty() => Ok((format, bom, query)),
-        _ => Err(AppError::BadRequest(format!("{}.", problems.join("; ")))),
-    }
 }
 
 /// `GET /manage/audit/export?format=csv|ndjson|coder-json&<filters>`: every
@@ -113,7 +68,8 @@ async fn export(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let (format, bom, query) = export_request(req.query_string())?;
+    let ExportRequest { format, bom, query } = ExportRequest::parse(req.query_string())
+        .map_err(|problems| AppError::BadRequest(format!("{}.", problems.join("; "))))?;
     let who = reader.0.changed_by(&req);
     let filter_text = encode_query(&query.filter_pairs());
     // The export is on record before the first byte leaves.
@@ -220,10 +176,7 @@ pub fn shorten(value: &str) -> String {
 }
 
 fn shown(value: &serde_json::Value) -> ShownValue {
-    let full = match value {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let full = crate::audit::visible::value_text(value);
     ShownValue {
         shown: Shown::new(shorten(&full)),
         full: Shown::new(full),
@@ -348,8 +301,8 @@ struct AuditPage<'a> {
     form: FormState,
     resource_types: Vec<Choice>,
     actions: Vec<Choice>,
-    targets: Vec<String>,
-    users: Vec<String>,
+    targets: Vec<Shown>,
+    users: Vec<Shown>,
     page_sizes: Vec<Choice>,
     from_type: &'static str,
     to_type: &'static str,
@@ -619,8 +572,8 @@ async fn page(
                 })
                 .collect(),
             actions,
-            targets: loaded.choices.targets.clone(),
-            users: loaded.choices.users.clone(),
+            targets: loaded.choices.targets.iter().map(Shown::from).collect(),
+            users: loaded.choices.users.iter().map(Shown::from).collect(),
             page_sizes,
             more_open,
             filtered,

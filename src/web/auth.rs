@@ -172,16 +172,21 @@ pub fn client_ip(req: &HttpRequest) -> String {
 /// The request's User-Agent header, or empty. Our own record of a header, so a
 /// freakishly long one is cut to the event's limit rather than failing the event.
 pub fn user_agent(req: &HttpRequest) -> String {
+    // As sent, control characters and non-ASCII included (`to_str` would drop
+    // a header with any byte outside visible ASCII); bytes that are not UTF-8
+    // cannot be text and become U+FFFD. Cut to the event's limit, since a
+    // recorded login must not fail on its header; NUL (which no event can
+    // hold) becomes U+FFFD too.
     let ua = req
         .headers()
         .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).replace('\0', "\u{fffd}"))
         .unwrap_or_default();
     let mut end = ua.len().min(crate::audit::event::limits::USER_AGENT);
     while !ua.is_char_boundary(end) {
         end -= 1;
     }
-    ua[..end].chars().filter(|c| !c.is_control()).collect()
+    ua[..end].to_owned()
 }
 
 /// Accepts `next` only as a path on this site: `/x`, never `//host`, `/\host`,
@@ -281,7 +286,7 @@ async fn login_submit(
     }
     // Any other name is tried, and its failure recorded: an odd name must not
     // keep an attempt out of the log.
-    if login_name.len() > crate::audit::event::limits::USERNAME || login_name.contains('\0') {
+    if form.username.len() > crate::audit::event::limits::USERNAME || form.username.contains('\0') {
         return again(
             StatusCode::BAD_REQUEST,
             "That username is not valid: at most 256 bytes, without NUL.".into(),
@@ -299,7 +304,8 @@ async fn login_submit(
         );
     }
     let attempt = LoginAttempt {
-        login: login_name.clone(),
+        // As typed: the lookup ignores surrounding spaces, the record keeps them.
+        login: form.username.clone(),
         password: form.password,
         ip: client_ip(&req),
         user_agent: user_agent(&req),

@@ -7,7 +7,8 @@ use crate::audit::visible::{self, Segment};
 
 /// A stored value ready for a template (`{% call shown::text(v) %}`).
 pub struct Shown {
-    /// What is drawn: text and markers.
+    /// What is drawn, when it differs from `exact`: text and markers (empty
+    /// when the value draws as it is).
     pub parts: Vec<Segment>,
     /// The value exactly as stored.
     pub exact: String,
@@ -15,9 +16,24 @@ pub struct Shown {
     pub altered: bool,
 }
 
+impl From<&String> for Shown {
+    fn from(value: &String) -> Self {
+        Self::new(value.as_str())
+    }
+}
+
 impl Shown {
     pub fn new(value: impl Into<String>) -> Self {
         let exact = value.into();
+        // Most values draw as they are: no segments to build then (the page
+        // shows `exact`), which keeps a page of 500 rows as cheap as before.
+        if !visible::needs_markers(&exact) {
+            return Self {
+                parts: Vec::new(),
+                exact,
+                altered: false,
+            };
+        }
         let parts = visible::segments(&exact);
         let altered = parts.iter().any(|p| p.marker);
         Self {
@@ -34,6 +50,9 @@ impl Shown {
     /// The drawn text as one string, markers inline (for an `<option>`,
     /// which holds no markup).
     pub fn plain(&self) -> String {
+        if self.parts.is_empty() {
+            return self.exact.clone();
+        }
         self.parts.iter().map(|p| p.text.as_str()).collect()
     }
 

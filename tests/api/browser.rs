@@ -181,6 +181,16 @@ fn rows(page: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Adds the auditor ann and logs the browser in as her.
+async fn log_in_as_auditor(browser: &Browser, app: &TestApp) {
+    app.add_user("ann", Role::Auditor, PW);
+    browser.goto(&app.url("/login")).await;
+    browser.type_into("#username", "ann").await;
+    browser.type_into("#password", PW).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url("/manage/audit").await;
+}
+
 #[actix_web::test]
 async fn filters_change_the_url_and_rows_and_survive_reload_back_and_forward() {
     let Some(browser) = Browser::start("the browser filter test").await else {
@@ -194,12 +204,7 @@ async fn filters_change_the_url_and_rows_and_survive_reload_back_and_forward() {
         auditdesk::db::events::OnConflict::RefuseBatch,
     )
     .unwrap();
-    app.add_user("ann", Role::Auditor, PW);
-    browser.goto(&app.url("/login")).await;
-    browser.type_into("#username", "ann").await;
-    browser.type_into("#password", PW).await;
-    browser.click("button[type=submit]").await;
-    browser.wait_for_url("/manage/audit").await;
+    log_in_as_auditor(&browser, &app).await;
     let unfiltered = rows(&browser.source().await);
     assert_eq!(unfiltered.len(), 50);
 
@@ -292,4 +297,85 @@ async fn filters_change_the_url_and_rows_and_survive_reload_back_and_forward() {
         !browser.url().await.contains('?'),
         "typing alone does not apply the filter"
     );
+}
+
+/// A row whose target holds a line break and a right-to-left override is one
+/// row, its cells in their order, the hidden characters drawn as markers, and
+/// the exact value offered to copy. Writes the screenshot to
+/// AUDITDESK_SCREENSHOTS (or the system's temporary directory) for a look.
+#[actix_web::test]
+async fn a_hostile_target_is_one_row_with_its_cells_in_order_and_visible_markers() {
+    let Some(browser) = Browser::start("the hostile-row browser test").await else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let target = format!(
+        "prod\ncluster \u{202e}evil.exe\u{202c} Z{}",
+        "\u{301}".repeat(400)
+    );
+    let event = serde_json::json!({
+        "user": {"username": "mallory"}, "action": "delete", "resource_type": "workspace",
+        "resource_target": target, "resource_id": "ws-1", "status_code": 200,
+        "diff": {"name": {"old": "a\tb", "new": "x\u{202e}y"}},
+    });
+    auditdesk::audit::store::store_batch(
+        &mut app.conn(),
+        &[crate::helpers::new_event(&event.to_string())],
+        auditdesk::db::events::OnConflict::RefuseBatch,
+    )
+    .unwrap();
+    log_in_as_auditor(&browser, &app).await;
+    browser
+        .goto(&app.url("/manage/audit?resource_type=workspace"))
+        .await;
+    browser.resize(1366, 900).await;
+
+    assert_eq!(
+        browser
+            .property("table.events > tbody", "childElementCount")
+            .await,
+        "1",
+        "one row"
+    );
+    // The cells stand left to right on one line, in the header's order.
+    let mut lefts = Vec::new();
+    for n in 1..=6 {
+        let css = format!("table.events > tbody > tr > td:nth-child({n})");
+        let left: f64 = browser.property(&css, "offsetLeft").await.parse().unwrap();
+        let top: f64 = browser.property(&css, "offsetTop").await.parse().unwrap();
+        lefts.push((left, top));
+    }
+    assert!(
+        lefts
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 == w[1].1),
+        "cells out of order: {lefts:?}"
+    );
+    let shown = browser
+        .property("td[data-label=Target] a.target bdi.v", "innerText")
+        .await;
+    assert!(
+        shown.starts_with("prod\\ncluster \\u{202e}evil.exe\\u{202c} Z\u{301}\u{301}\u{301}\u{301}\u{301}\u{301}[+394 combining marks]"),
+        "{shown:?}"
+    );
+    assert!(!shown.contains(['\n', '\u{202e}']), "{shown:?}");
+    // The target's cell is no taller than a few lines: the marks do not spill.
+    let height: f64 = browser
+        .property("td[data-label=Target] a.target bdi.v", "offsetHeight")
+        .await
+        .parse()
+        .unwrap();
+    assert!(height < 80.0, "the value's box is {height}px tall");
+    let copy = browser
+        .property("td[data-label=Target] button.copy", "dataset")
+        .await;
+    let copy: serde_json::Value = serde_json::from_str(&copy).unwrap();
+    let exact: String = serde_json::from_str(copy["copyJson"].as_str().unwrap()).unwrap();
+    assert_eq!(exact, target, "the exact value is there to copy");
+
+    let dir = std::env::var("AUDITDESK_SCREENSHOTS")
+        .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
+    let path = format!("{dir}/hostile-row.png");
+    std::fs::write(&path, browser.screenshot().await).unwrap();
+    eprintln!("screenshot of the hostile row: {path}");
 }
