@@ -198,6 +198,12 @@ fn init_tracing() {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let url = DatabaseUrl::parse(&cli.database_url)?;
+    // Every command but serve and migrate works on one migrated connection.
+    let migrated = || -> Result<DbConn, CliError> {
+        let mut conn = db::connect_one(&url)?;
+        db::run_migrations(&mut conn)?;
+        Ok(conn)
+    };
     match cli.command {
         Command::Serve(args) => serve(url, args),
         Command::Migrate => {
@@ -214,45 +220,26 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::User(cmd) => {
-            let mut conn = db::connect_one(&url)?;
-            db::run_migrations(&mut conn)?;
-            user_command(&mut conn, cmd)
-        }
-        Command::Token(cmd) => {
-            let mut conn = db::connect_one(&url)?;
-            db::run_migrations(&mut conn)?;
-            token_command(&mut conn, cmd)
-        }
-        Command::Import { file } => {
-            let mut conn = db::connect_one(&url)?;
-            db::run_migrations(&mut conn)?;
-            import_command(&mut conn, &file)
-        }
-        Command::Export(args) => {
-            let mut conn = db::connect_one(&url)?;
-            db::run_migrations(&mut conn)?;
-            export_command(&mut conn, args)
-        }
-        Command::Demo => {
-            let mut conn = db::connect_one(&url)?;
-            db::run_migrations(&mut conn)?;
-            let events = crate::audit::demo::sample(chrono::Utc::now());
-            let outcome = crate::audit::store::store_batch(
-                &mut conn,
-                &events,
-                crate::db::events::OnConflict::SkipEvent,
-            )?;
-            db::events::optimize(&mut conn)?;
-            eprintln!(
-                "demo: {} sample events stored, {} already present, {} skipped",
-                outcome.stored.len(),
-                outcome.already_present.len(),
-                outcome.conflicts.len()
-            );
-            Ok(())
-        }
+        Command::User(cmd) => user_command(&mut migrated()?, cmd),
+        Command::Token(cmd) => token_command(&mut migrated()?, cmd),
+        Command::Import { file } => import_command(&mut migrated()?, &file),
+        Command::Export(args) => export_command(&mut migrated()?, args),
+        Command::Demo => demo_command(&mut migrated()?),
     }
+}
+
+fn demo_command(conn: &mut DbConn) -> Result<(), CliError> {
+    let events = crate::audit::demo::sample(chrono::Utc::now());
+    let outcome =
+        crate::audit::store::store_batch(conn, &events, crate::db::events::OnConflict::SkipEvent)?;
+    db::events::optimize(conn)?;
+    eprintln!(
+        "demo: {} sample events stored, {} already present, {} skipped",
+        outcome.stored.len(),
+        outcome.already_present.len(),
+        outcome.conflicts.len()
+    );
+    Ok(())
 }
 
 /// Shows progress on a terminal: a line rewritten a few times a second.
@@ -306,7 +293,7 @@ fn token_command(conn: &mut DbConn, cmd: TokenCommand) -> Result<(), CliError> {
                 escaped(&token.name),
                 token.scope
             );
-            println!("{secret}");
+            println!("{}", secret.expose());
         }
         TokenCommand::List => {
             for t in tokens::list(conn)? {

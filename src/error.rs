@@ -89,9 +89,7 @@ impl ResponseError for AppError {
         let status = self.status_code();
         let (nav, heading, message, link): (Option<Nav>, &str, String, Option<(String, String)>) = match self {
             Self::LoginRequired { next } => {
-                return HttpResponse::SeeOther()
-                    .insert_header((header::LOCATION, login_url(next)))
-                    .finish();
+                return crate::web::views::see_other(&login_url(next));
             }
             Self::BadRequest(m) => (None, "Bad request", m.clone(), Some(("/".into(), "Go to the start page".into()))),
             Self::Forbidden { nav, message } => (nav.clone(), "Forbidden", message.clone(), None),

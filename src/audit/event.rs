@@ -589,6 +589,18 @@ impl Event {
         serde_json::to_value(self.interchange(true)).expect("an event always serializes")
     }
 
+    /// One line of Coder's log-export shape (`--format coder-json`, the JSON
+    /// log on stdout): the event under `message.fields.audit_log`.
+    pub fn to_coder_line(&self) -> String {
+        serde_json::json!({
+            "ts": format_time(self.time),
+            "level": "INFO",
+            "msg": "audit_log",
+            "message": {"fields": {"audit_log": self.to_json_value()}},
+        })
+        .to_string()
+    }
+
     /// The diff as stored: JSON text.
     pub fn diff_json(&self) -> String {
         serde_json::to_string(&self.diff).expect("a diff always serializes")

@@ -5,8 +5,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde_json::json;
-
 use super::Event;
 use super::event::format_time;
 use super::filter::{AuditQuery, Cursor, Direction, Filter, QueryParams};
@@ -27,6 +25,18 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in the order the page offers them.
+    pub const ALL: [Format; 3] = [Format::Csv, Format::Ndjson, Format::CoderJson];
+
+    /// What the page's Export menu calls it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Format::Csv => "CSV",
+            Format::Ndjson => "JSON lines",
+            Format::CoderJson => "Coder JSON",
+        }
+    }
+
     /// The name used in `format=` and `--format`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -100,11 +110,10 @@ impl ExportRequest {
     pub fn parse(query_string: &str) -> Result<Self, Vec<String>> {
         let params = QueryParams::parse(query_string, &["format", "bom"]);
         let mut problems: Vec<String> = params
-            .unknown
-            .iter()
-            .map(|name| format!("{name}: exports do not take this parameter"))
+            .problems("exports do not take this parameter")
+            .into_iter()
+            .map(|(name, message)| format!("{name}: {message}"))
             .collect();
-        problems.extend(params.errors.iter().map(ToString::to_string));
         let format = params
             .extra("format")
             .map(str::trim)
@@ -229,21 +238,10 @@ pub fn encode(out: &mut String, event: &Event, format: Format) {
             out.push('\n');
         }
         Format::CoderJson => {
-            out.push_str(&coder_line(event));
+            out.push_str(&event.to_coder_line());
             out.push('\n');
         }
     }
-}
-
-/// One line of Coder's log-export shape: the event under `message.fields.audit_log`.
-pub fn coder_line(event: &Event) -> String {
-    json!({
-        "ts": format_time(event.time),
-        "level": "INFO",
-        "msg": "audit_log",
-        "message": {"fields": {"audit_log": event.to_json_value()}},
-    })
-    .to_string()
 }
 
 /// The UTF-8 byte-order mark. A spreadsheet opening a CSV file without it
@@ -402,7 +400,7 @@ mod tests {
         let e = event(
             r#"{"user":{"username":"a"},"action":"ssh","resource_type":"workspace","time":"2026-03-01T12:00:00.5Z"}"#,
         );
-        let v: serde_json::Value = serde_json::from_str(&coder_line(&e)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&e.to_coder_line()).unwrap();
         assert_eq!(v["message"]["fields"]["audit_log"]["action"], "ssh");
         assert_eq!(v["msg"], "audit_log");
         assert_eq!(v["level"], "INFO");

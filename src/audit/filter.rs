@@ -127,6 +127,20 @@ impl QueryParams {
         out
     }
 
+    /// Every problem of the string itself as (parameter, message): the names
+    /// not taken (with `unknown` as the message), repeats and bad bytes.
+    pub fn problems(&self, unknown: &str) -> Vec<(String, String)> {
+        self.unknown
+            .iter()
+            .map(|name| (name.clone(), unknown.to_owned()))
+            .chain(
+                self.errors
+                    .iter()
+                    .map(|e| (e.param.to_owned(), e.message.clone())),
+            )
+            .collect()
+    }
+
     /// The value of one of the caller's own parameters.
     pub fn extra(&self, name: &str) -> Option<&str> {
         self.extra

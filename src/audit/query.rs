@@ -32,6 +32,17 @@ pub struct Page {
     pub newer: Option<Cursor>,
 }
 
+impl Page {
+    /// Whether this is the newest page of its filter (no "Newest" link): the
+    /// first page, or a page reached going newer that has nothing newer.
+    pub fn is_newest(&self, cursor: Option<Cursor>) -> bool {
+        match cursor {
+            None => true,
+            Some(c) => self.newer.is_none() && c.direction == Direction::Newer,
+        }
+    }
+}
+
 /// The filter in the database's terms.
 pub fn criteria(filter: &Filter) -> Criteria {
     Criteria {

@@ -63,7 +63,7 @@ fn print_stored(batch: &[NewEvent], outcome: &InsertOutcome) {
     if JSON_LOG.load(Ordering::Relaxed) && !outcome.stored.is_empty() {
         let mut out = std::io::stdout().lock();
         for &i in &outcome.stored {
-            let _ = writeln!(out, "{}", super::export::coder_line(&batch[i].event));
+            let _ = writeln!(out, "{}", batch[i].event.to_coder_line());
         }
         let _ = out.flush();
     }

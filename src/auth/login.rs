@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use super::Secret;
 use super::password::verify_password;
 use super::users::{self, User};
 use crate::audit::{Action, Actor, Diff, Event, event::truncate_to_micros, store};
@@ -21,7 +22,7 @@ pub const WINDOW_MINUTES: i64 = 15;
 pub struct LoginAttempt {
     /// A username or an email address, as typed.
     pub login: String,
-    pub password: String,
+    pub password: Secret,
     pub ip: String,
     pub user_agent: String,
 }
@@ -91,7 +92,7 @@ pub fn attempt(
     // account, so that the time taken does not reveal which accounts exist.
     let matches = verify_password(
         credentials.as_ref().map(|c| c.password_hash.as_str()),
-        &a.password,
+        a.password.expose(),
     );
     match credentials {
         Some(c) if matches && !c.user.suspended => {

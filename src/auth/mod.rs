@@ -3,8 +3,10 @@
 pub mod login;
 pub mod password;
 pub mod role;
+pub mod secret;
 pub mod tokens;
 pub mod users;
 
 pub use role::{Role, UnknownRole};
+pub use secret::Secret;
 pub use users::{ChangedBy, User, UserError};

@@ -10,6 +10,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::Secret;
 use super::users::ChangedBy;
 use crate::audit::event::truncate_to_micros;
 use crate::audit::{Action, Diff, Event, FieldChange, store};
@@ -150,7 +151,7 @@ pub fn create(
     name: &str,
     scope: Scope,
     by: &ChangedBy,
-) -> Result<(Token, String), TokenError> {
+) -> Result<(Token, Secret), TokenError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         return Err(TokenError::InvalidName(format!(
@@ -181,7 +182,7 @@ pub fn create(
         store::record(conn, token_event(by, Action::Create, &token, diff))?;
         Ok::<_, TokenError>(token)
     })?;
-    Ok((token, secret))
+    Ok((token, Secret::new(secret)))
 }
 
 /// Every token, oldest first.

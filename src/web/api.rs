@@ -308,13 +308,8 @@ async fn ingest(
 /// The filters of `GET /api/v1/audit-logs`, or a problem naming every bad one.
 fn read_query(query_string: &str) -> Result<AuditQuery, Problem> {
     let params = QueryParams::parse(query_string, &[]);
-    let mut problems: Vec<(String, String)> = params
-        .unknown
-        .into_iter()
-        .map(|name| (name, "the API does not take this parameter".to_owned()))
-        .collect();
+    let mut problems = params.problems("the API does not take this parameter");
     let named = |e: ParamError| (e.param.to_owned(), e.message);
-    problems.extend(params.errors.into_iter().map(named));
     let parsed = AuditQuery::parse(&params.raw);
     match parsed {
         Ok(query) if problems.is_empty() => return Ok(query),

@@ -12,11 +12,11 @@ use serde::Deserialize;
 use super::AppState;
 use super::forms;
 use super::session::TypedSession;
-use super::views::{LoginPage, Nav, SetupPage, html};
+use super::views::{LoginPage, Nav, SetupPage, html, see_other, sentence};
 use crate::audit::Actor;
 use crate::auth::login::{self, LoginAttempt, LoginOutcome};
 use crate::auth::users::{self, ChangedBy, NewUser, User, UserError};
-use crate::auth::{Role, password};
+use crate::auth::{Role, Secret, password};
 use crate::error::AppError;
 
 /// Where a login lands when it has nowhere better to go.
@@ -206,12 +206,6 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
-}
-
 async fn start(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let any = state
         .db(|conn| Ok::<_, AppError>(users::any_exist(conn)?))
@@ -249,11 +243,99 @@ async fn login_form(
 #[derive(Deserialize)]
 struct LoginForm {
     username: String,
-    password: String,
+    password: Secret,
     #[serde(default)]
     next: String,
 }
 
+/// Why the login form is shown again, and how.
+struct LoginRefusal {
+    status: StatusCode,
+    message: String,
+    /// Whether the form keeps the name that was typed.
+    keep_name: bool,
+    /// Seconds until the throttle lets this account and address try again.
+    retry_after: Option<i64>,
+}
+
+impl LoginRefusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            keep_name: true,
+            retry_after: None,
+        }
+    }
+}
+
+impl LoginForm {
+    /// What is wrong with the form before anything is tried. Any other name
+    /// is tried and its failure recorded: an odd name must not keep an
+    /// attempt out of the log.
+    fn refusal(&self) -> Option<LoginRefusal> {
+        if self.username.trim().is_empty() || self.password.is_empty() {
+            return Some(LoginRefusal::new(
+                StatusCode::BAD_REQUEST,
+                "Enter your username (or email) and your password.",
+            ));
+        }
+        if self.username.len() > crate::audit::event::limits::USERNAME
+            || self.username.contains('\0')
+        {
+            return Some(LoginRefusal {
+                keep_name: false,
+                ..LoginRefusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "That username is not valid: at most 256 bytes, without NUL.",
+                )
+            });
+        }
+        if self.password.len() > password::MAX_PASSWORD_BYTES {
+            return Some(LoginRefusal::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "That password is longer than {} bytes.",
+                    password::MAX_PASSWORD_BYTES
+                ),
+            ));
+        }
+        None
+    }
+}
+
+/// The user who logged in, or why not.
+fn login_result(outcome: LoginOutcome) -> Result<i64, LoginRefusal> {
+    match outcome {
+        LoginOutcome::Success(user) => Ok(user.id),
+        LoginOutcome::BadCredentials => Err(LoginRefusal::new(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect username or password.",
+        )),
+        LoginOutcome::Suspended => Err(LoginRefusal::new(
+            StatusCode::FORBIDDEN,
+            "This account is suspended. Ask a Site Manager to reactivate it.",
+        )),
+        LoginOutcome::Throttled { until } => {
+            let wait = (until - Utc::now()).num_seconds().max(1);
+            let minutes = (wait + 59) / 60;
+            Err(LoginRefusal {
+                retry_after: Some(wait),
+                ..LoginRefusal::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "Too many failed logins. Try again after {} UTC (in about {} minute{}).",
+                        until.format("%H:%M"),
+                        minutes,
+                        if minutes == 1 { "" } else { "s" }
+                    ),
+                )
+            })
+        }
+    }
+}
+
+/// `POST /login`: check the form, try the credentials, log in or say why not.
 async fn login_submit(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -262,94 +344,61 @@ async fn login_submit(
 ) -> Result<HttpResponse, AppError> {
     let form: LoginForm = forms::read(&session, &body)?;
     let next = safe_next(Some(&form.next));
-    let again =
-        |status: StatusCode, message: String, username: String| -> Result<HttpResponse, AppError> {
-            Ok(html(
-                status,
-                &LoginPage {
-                    nav: None,
-                    active: "",
-                    csrf_token: session.csrf_token()?,
-                    next: next.clone(),
-                    username,
-                    error: Some(message),
-                },
-            ))
-        };
-    let login_name = form.username.trim().to_owned();
-    if login_name.is_empty() || form.password.is_empty() {
-        return again(
-            StatusCode::BAD_REQUEST,
-            "Enter your username (or email) and your password.".into(),
-            login_name,
-        );
-    }
-    // Any other name is tried, and its failure recorded: an odd name must not
-    // keep an attempt out of the log.
-    if form.username.len() > crate::audit::event::limits::USERNAME || form.username.contains('\0') {
-        return again(
-            StatusCode::BAD_REQUEST,
-            "That username is not valid: at most 256 bytes, without NUL.".into(),
-            String::new(),
-        );
-    }
-    if form.password.len() > password::MAX_PASSWORD_BYTES {
-        return again(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "That password is longer than {} bytes.",
-                password::MAX_PASSWORD_BYTES
-            ),
-            login_name,
-        );
-    }
-    let attempt = LoginAttempt {
-        // As typed: the lookup ignores surrounding spaces, the record keeps them.
-        login: form.username.clone(),
-        password: form.password,
-        ip: client_ip(&req),
-        user_agent: user_agent(&req),
+    let typed = form.username.trim().to_owned();
+    let result = match form.refusal() {
+        Some(refusal) => Err(refusal),
+        None => {
+            let attempt = LoginAttempt {
+                // As typed: the lookup ignores surrounding spaces, the record keeps them.
+                login: form.username,
+                password: form.password,
+                ip: client_ip(&req),
+                user_agent: user_agent(&req),
+            };
+            let _turn = state.password_turn().await?;
+            let outcome = state
+                .db(move |conn| Ok::<_, AppError>(login::attempt(conn, &attempt, Utc::now())?))
+                .await?;
+            login_result(outcome)
+        }
     };
-    let _turn = state.password_turn().await?;
-    let outcome = state
-        .db(move |conn| Ok::<_, AppError>(login::attempt(conn, &attempt, Utc::now())?))
-        .await?;
-    match outcome {
-        LoginOutcome::Success(user) => {
-            session.log_in(user.id)?;
+    match result {
+        Ok(user_id) => {
+            session.log_in(user_id)?;
             Ok(see_other(&next))
         }
-        LoginOutcome::BadCredentials => again(
-            StatusCode::UNAUTHORIZED,
-            "Incorrect username or password.".into(),
-            login_name,
-        ),
-        LoginOutcome::Suspended => again(
-            StatusCode::FORBIDDEN,
-            "This account is suspended. Ask a Site Manager to reactivate it.".into(),
-            login_name,
-        ),
-        LoginOutcome::Throttled { until } => {
-            let wait = (until - Utc::now()).num_seconds().max(1);
-            let minutes = (wait + 59) / 60;
-            let mut response = again(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many failed logins. Try again after {} UTC (in about {} minute{}).",
-                    until.format("%H:%M"),
-                    minutes,
-                    if minutes == 1 { "" } else { "s" }
-                ),
-                login_name,
-            )?;
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from_str(&wait.to_string())
-                    .expect("digits are a valid header value"),
-            );
-            Ok(response)
-        }
+        Err(refusal) => login_again(&session, next, typed, refusal),
     }
+}
+
+/// The login form again, with what went wrong.
+fn login_again(
+    session: &TypedSession,
+    next: String,
+    typed: String,
+    refusal: LoginRefusal,
+) -> Result<HttpResponse, AppError> {
+    let mut response = html(
+        refusal.status,
+        &LoginPage {
+            nav: None,
+            active: "",
+            csrf_token: session.csrf_token()?,
+            next,
+            username: if refusal.keep_name {
+                typed
+            } else {
+                String::new()
+            },
+            error: Some(refusal.message),
+        },
+    );
+    if let Some(wait) = refusal.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+    }
+    Ok(response)
 }
 
 async fn logout(
@@ -399,10 +448,50 @@ async fn setup_form(
 struct SetupForm {
     username: String,
     email: String,
-    password: String,
-    password_confirm: String,
+    password: Secret,
+    password_confirm: Secret,
 }
 
+impl SetupForm {
+    /// Every problem of the form, as sentences for the page.
+    fn problems(&self, username: &str) -> Vec<String> {
+        let mut errors = Vec::new();
+        if let Err(e) = users::check_username(username) {
+            errors.push(e.to_string());
+        }
+        if let Err(e) = users::normalize_email(&self.email) {
+            errors.push(e.to_string());
+        }
+        if let Err(e) = password::check_new_password(self.password.expose()) {
+            errors.push(sentence(&e.to_string()));
+        } else if self.password != self.password_confirm {
+            errors.push("The two passwords differ.".into());
+        }
+        errors
+    }
+}
+
+/// The setup form again, with its problems.
+fn setup_again(
+    session: &TypedSession,
+    username: &str,
+    email: &str,
+    errors: Vec<String>,
+) -> Result<HttpResponse, AppError> {
+    Ok(html(
+        StatusCode::BAD_REQUEST,
+        &SetupPage {
+            nav: None,
+            active: "",
+            csrf_token: session.csrf_token()?,
+            username: username.to_owned(),
+            email: email.to_owned(),
+            errors,
+        },
+    ))
+}
+
+/// `POST /setup`: the first Site Manager, while no user exists.
 async fn setup_submit(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -412,31 +501,8 @@ async fn setup_submit(
     setup_open(&state).await?;
     let form: SetupForm = forms::read(&session, &body)?;
     let username = form.username.trim().to_owned();
-    let mut errors = Vec::new();
-    if let Err(e) = users::check_username(&username) {
-        errors.push(e.to_string());
-    }
-    if let Err(e) = users::normalize_email(&form.email) {
-        errors.push(e.to_string());
-    }
-    if let Err(e) = password::check_new_password(&form.password) {
-        errors.push(capitalize(&e.to_string()));
-    } else if form.password != form.password_confirm {
-        errors.push("The two passwords differ.".into());
-    }
-    let again = |errors: Vec<String>| -> Result<HttpResponse, AppError> {
-        Ok(html(
-            StatusCode::BAD_REQUEST,
-            &SetupPage {
-                nav: None,
-                active: "",
-                csrf_token: session.csrf_token()?,
-                username: username.clone(),
-                email: form.email.clone(),
-                errors,
-            },
-        ))
-    };
+    let again = |errors: Vec<String>| setup_again(&session, &username, &form.email, errors);
+    let errors = form.problems(&username);
     if !errors.is_empty() {
         return again(errors);
     }
@@ -472,14 +538,6 @@ async fn setup_submit(
         Err(UserError::SetupDone) => Err(AppError::NotFound),
         Err(UserError::Db(e)) => Err(e.into()),
         Err(other) => again(vec![other.to_string()]),
-    }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
-        None => String::new(),
     }
 }
 

@@ -20,6 +20,7 @@ use actix_web::{HttpRequest, web};
 use tokio::sync::Semaphore;
 
 use crate::audit::query::PageCache;
+use crate::auth::Secret;
 use crate::config::Config;
 use crate::db::event_writer::EventWriter;
 use crate::db::{DbConn, DbError, Pool};
@@ -87,9 +88,9 @@ impl AppState {
     }
 
     /// Hashes a new password with argon2id on the blocking pool, in turn.
-    pub async fn hash_password(&self, password: String) -> Result<String, AppError> {
+    pub async fn hash_password(&self, password: Secret) -> Result<String, AppError> {
         let _turn = self.password_turn().await?;
-        web::block(move || crate::auth::password::hash_password(&password))
+        web::block(move || crate::auth::password::hash_password(password.expose()))
             .await
             .map_err(|e| AppError::Internal(format!("hashing: {e}")))
     }

@@ -2,7 +2,7 @@
 //! goes through the same audited domain functions as the CLI, with the logged-in
 //! Site Manager as the actor.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
@@ -11,11 +11,11 @@ use super::AppState;
 use super::auth::{SignedIn, SiteManager};
 use super::forms;
 use super::shown::Shown;
-use super::views::{Nav, html};
-use crate::auth::Role;
+use super::views::{Nav, html, see_other, sentence};
 use crate::auth::password::check_new_password;
 use crate::auth::tokens::{self, Scope, TokenError};
 use crate::auth::users::{self, NewUser, UserError};
+use crate::auth::{Role, Secret};
 use crate::error::AppError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -149,9 +149,7 @@ async fn page(manager: SiteManager, state: web::Data<AppState>) -> Result<HttpRe
 /// After a change: back to the page (POST, redirect, GET) with a note.
 fn done(manager: &SignedIn, note: String) -> Result<HttpResponse, AppError> {
     manager.session.set_flash(&note)?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/manage/users"))
-        .finish())
+    Ok(see_other("/manage/users"))
 }
 
 /// The page again with `message` as its error, answering `status`.
@@ -162,7 +160,7 @@ async fn show_error(
     message: &str,
     extras: Extras,
 ) -> Result<HttpResponse, AppError> {
-    let error = Some(capitalized(message));
+    let error = Some(sentence(message));
     render(manager, state, status, Extras { error, ..extras }).await
 }
 
@@ -195,20 +193,12 @@ async fn token_refused(
     show_error(manager, state, status, &e.to_string(), Extras::default()).await
 }
 
-fn capitalized(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect::<String>() + ".",
-        None => String::new(),
-    }
-}
-
 #[derive(Deserialize)]
 struct AddUserForm {
     username: String,
     email: String,
     role: String,
-    password: String,
+    password: Secret,
 }
 
 async fn add_user(
@@ -231,7 +221,7 @@ async fn add_user(
         }
     };
     let username = form.username.trim().to_owned();
-    if let Err(e) = users::check_new_user(&username, &form.email, &form.password) {
+    if let Err(e) = users::check_new_user(&username, &form.email, form.password.expose()) {
         return refused(m, &state, e, extras()).await;
     }
     let hash = state.hash_password(form.password.clone()).await?;
@@ -347,7 +337,7 @@ async fn change_suspension(
 
 #[derive(Deserialize)]
 struct PasswordForm {
-    password: String,
+    password: Secret,
 }
 
 async fn reset_password(
@@ -360,7 +350,7 @@ async fn reset_password(
     let m = &manager.0;
     let form: PasswordForm = forms::read(&m.session, &body)?;
     let username = path.into_inner();
-    if let Err(e) = check_new_password(&form.password) {
+    if let Err(e) = check_new_password(form.password.expose()) {
         return refused(m, &state, UserError::WeakPassword(e), Extras::default()).await;
     }
     let hash = state.hash_password(form.password).await?;
@@ -411,7 +401,7 @@ async fn create_token(
                 &state,
                 StatusCode::OK,
                 Extras {
-                    new_token: Some(secret),
+                    new_token: Some(secret.expose().to_owned()),
                     ..Extras::default()
                 },
             )

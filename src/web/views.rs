@@ -60,3 +60,19 @@ pub fn html(status: actix_web::http::StatusCode, page: &impl Template) -> actix_
         )),
     }
 }
+
+/// A message as a sentence on a page: capital first letter, full stop.
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
+
+/// A 303 to `location`: after a POST, or to the login page.
+pub fn see_other(location: &str) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish()
+}

@@ -40,6 +40,8 @@ fn ingest_token(db: &TestDb, name: &str) -> String {
     )
     .unwrap()
     .1
+    .expose()
+    .to_owned()
 }
 
 async fn every_acknowledged_event_survives_a_sigkill(backend: Backend) {

@@ -490,7 +490,7 @@ async fn a_hostile_target_is_stored_shown_and_exported_exactly(backend: Backend)
     assert!(page.contains("[+444 combining marks]"));
     // No hidden character reaches a drawn value as it is.
     let drawn: Vec<&str> = page
-        .split("<bdi class=\"v\">")
+        .split("<bdi>")
         .skip(1)
         .map(|rest| &rest[..rest.find("</bdi>").unwrap()])
         .collect();
@@ -503,7 +503,7 @@ async fn a_hostile_target_is_stored_shown_and_exported_exactly(backend: Backend)
             "{raw:?} is drawn as it is"
         );
     }
-    assert!(page.contains("<bdi class=\"v\">mallory"));
+    assert!(page.contains("<bdi>mallory"));
     let copy = Value::String(target.clone()).to_string();
     let escaped = copy.replace('&', "&#38;").replace('"', "&#34;");
     assert!(

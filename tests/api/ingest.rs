@@ -20,6 +20,8 @@ impl TestApp {
         )
         .unwrap()
         .1
+        .expose()
+        .to_owned()
     }
 
     /// POSTs a JSON body to the ingest endpoint.

@@ -144,6 +144,28 @@ async fn csv_starts_with_a_byte_order_mark_unless_asked_not_to(backend: Backend)
         assert_eq!(status, 400, "{bad}");
         assert!(String::from_utf8_lossy(&body).contains("bom: "), "{bad}");
     }
+    // The CLI: a mark by default, none with --no-bom.
+    let cli = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_auditdesk"))
+            .args([
+                "export",
+                "--format",
+                "csv",
+                "--database-url",
+                &app.db.url_string(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    assert!(cli(&[]).starts_with(b"\xEF\xBB\xBFtime,id,"));
+    assert!(cli(&["--no-bom"]).starts_with(b"time,id,"));
 }
 
 /// Converts a CSV file with LibreOffice's CSV import (comma, double quote,

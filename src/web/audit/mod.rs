@@ -1,0 +1,158 @@
+//! Manage > Audit: the audit log page, its export and its suggestions.
+
+mod view;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::AppState;
+use super::auth::AuditReader;
+use super::views::html;
+use crate::audit::export::{ExportRequest, export as run_export, record_export};
+use crate::audit::filter::{AuditQuery, QueryParams, SuggestionQuery, encode_query};
+use crate::audit::query::fetch_page;
+use crate::error::AppError;
+use view::{AuditPage, Loaded, PageRequest};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/manage/audit", web::get().to(page))
+        .route("/manage/audit/export", web::get().to(export))
+        .route("/manage/audit/suggestions", web::get().to(suggestions));
+}
+
+/// `GET /manage/audit/suggestions?field=user|resource_target&q=TEXT`: the most
+/// used users or resource targets whose name contains the text (ignoring case),
+/// as `{"field": …, "values": [...]}`. The page's script fills the inputs'
+/// suggestion lists from it as the viewer types, so that any of tens of
+/// thousands of values can be found while the page carries only a few.
+async fn suggestions(
+    _reader: AuditReader,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let params = QueryParams::parse(req.query_string(), &["field"]);
+    let q = params.raw.q.clone();
+    let not_taken = "suggestions take only field and q";
+    let others = crate::audit::filter::FILTER_PARAMS
+        .iter()
+        .filter(|name| **name != "q" && params.raw.get(name).is_some())
+        .map(|name| ((*name).to_owned(), not_taken.to_owned()));
+    let mut problems: Vec<String> = params
+        .problems(not_taken)
+        .into_iter()
+        .chain(others)
+        .map(|(name, message)| format!("{name}: {message}"))
+        .collect();
+    let query = SuggestionQuery::parse(params.extra("field"), q.as_deref())
+        .map_err(|e| problems.push(e.to_string()))
+        .ok();
+    let Some(query) = query.filter(|_| problems.is_empty()) else {
+        return Err(AppError::BadRequest(format!("{}.", problems.join("; "))));
+    };
+    let field = query.field.name();
+    let values = state
+        .db(move |conn| crate::audit::query::suggestions(conn, &query))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "field": field, "values": values })))
+}
+
+/// `GET /manage/audit/export?format=csv|ndjson|coder-json&<filters>`: every
+/// matching event, streamed as it is read.
+async fn export(
+    reader: AuditReader,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let request = ExportRequest::parse(req.query_string())
+        .map_err(|problems| AppError::BadRequest(format!("{}.", problems.join("; "))))?;
+    let (format, bom) = (request.format, request.bom);
+    let who = reader.0.changed_by(&req);
+    let filter_text = encode_query(&request.query.filter_pairs());
+    // The export is on record before the first byte leaves.
+    state
+        .db(move |conn| {
+            let (ip, ua) = (&who.ip, &who.user_agent);
+            Ok::<_, AppError>(record_export(
+                conn,
+                &who.actor,
+                ip,
+                ua,
+                format,
+                &filter_text,
+            )?)
+        })
+        .await?;
+
+    let body = stream_export(state.pool.clone(), request.query.filter, format, bom);
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"{}\"",
+                format.file_name(chrono::Utc::now())
+            ),
+        ))
+        .streaming(body))
+}
+
+/// Every event of `filter`, read on a blocking thread page by page and sent
+/// as it is encoded; the reading stops when the client goes away.
+fn stream_export(
+    pool: crate::db::Pool,
+    filter: crate::audit::filter::Filter,
+    format: crate::audit::export::Format,
+    bom: bool,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(4);
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut conn = match pool.get() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other(format!(
+                    "database unavailable: {e}"
+                ))));
+                return;
+            }
+        };
+        // blocking_send fails once the client has gone: that stops the work.
+        let sent = run_export(&mut conn, &filter, format, bom, |chunk| {
+            tx.blocking_send(Ok(web::Bytes::from(chunk))).is_ok()
+        });
+        if let Err(e) = sent {
+            tracing::error!(error = %e, "export failed part-way");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
+
+/// `GET /manage/audit`: parse the address, load the page, render it.
+async fn page(
+    reader: AuditReader,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let request = PageRequest::parse(req.query_string());
+    let loaded = load(&state, request.query().cloned()).await?;
+    let page = AuditPage::new(reader.0.nav()?, request, loaded);
+    Ok(html(page.status(), &page))
+}
+
+/// The form's choices and, when the query is good, its page and count, in
+/// one trip to the database.
+async fn load(state: &AppState, query: Option<AuditQuery>) -> Result<Loaded, AppError> {
+    let cache = state.page_cache.clone();
+    state
+        .db(move |conn| {
+            let mark = cache.mark(conn)?;
+            let choices = cache.choices(conn, &mark)?;
+            let page = match &query {
+                Some(q) => Some((fetch_page(conn, q)?, cache.count(conn, &q.filter, &mark)?)),
+                None => None,
+            };
+            Ok::<_, AppError>(Loaded { choices, page })
+        })
+        .await
+}
