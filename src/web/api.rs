@@ -238,7 +238,23 @@ async fn ingest(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-ndjson"));
     let body = read_body(payload).await?;
-    let inputs = parse_events(&body, ndjson)?;
+    let events = validated(parse_events(&body, ndjson)?)?;
+    let ids: Vec<String> = events.iter().map(|e| e.event.id.to_string()).collect();
+    let outcome = store::store_sent(&state.events, events)
+        .await
+        .map_err(Problem::from)?;
+    if !outcome.conflicts.is_empty() {
+        return Err(conflict(&outcome.conflicts, &ids));
+    }
+    Ok(HttpResponse::Created().json(json!({
+        "ids": ids,
+        "stored": outcome.stored.len(),
+        "already_present": outcome.already_present.len(),
+    })))
+}
+
+/// Every event of the request, validated; or a problem naming each bad field.
+fn validated(inputs: Vec<Result<EventInput, FieldError>>) -> Result<Vec<NewEvent>, Problem> {
     if inputs.is_empty() {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
@@ -255,54 +271,48 @@ async fn ingest(
             Err(e) => errors.push((i, e)),
         }
     }
-    if let Some((first_index, first)) = errors.first() {
-        let mut problem = Problem::new(
-            StatusCode::BAD_REQUEST,
-            "Bad Request",
-            format!(
-                "{}: {}{}; nothing of this request was stored",
-                field_path(*first_index, first),
-                first.message,
-                if errors.len() > 1 {
-                    format!(" (and {} more problems)", errors.len() - 1)
-                } else {
-                    String::new()
-                }
-            ),
-        );
-        problem.errors = errors
-            .iter()
-            .take(MAX_LISTED_ERRORS)
-            .map(|(i, e)| json!({"index": i, "field": e.field, "path": field_path(*i, e), "message": e.message}))
-            .collect();
-        return Err(problem);
-    }
-    let ids: Vec<String> = events.iter().map(|e| e.event.id.to_string()).collect();
-    let outcome = store::store_sent(&state.events, events)
-        .await
-        .map_err(Problem::from)?;
-    if !outcome.conflicts.is_empty() {
-        let mut problem = Problem::new(
-            StatusCode::CONFLICT,
-            "Conflict",
-            format!(
-                "event {}: id {} is already stored with different content; nothing of this request was stored",
-                outcome.conflicts[0], ids[outcome.conflicts[0]]
-            ),
-        );
-        problem.errors = outcome
-            .conflicts
-            .iter()
-            .take(MAX_LISTED_ERRORS)
-            .map(|&i| json!({"index": i, "field": "id", "message": format!("{} is already stored with different content", ids[i])}))
-            .collect();
-        return Err(problem);
-    }
-    Ok(HttpResponse::Created().json(json!({
-        "ids": ids,
-        "stored": outcome.stored.len(),
-        "already_present": outcome.already_present.len(),
-    })))
+    let Some((first_index, first)) = errors.first() else {
+        return Ok(events);
+    };
+    let more = match errors.len() {
+        1 => String::new(),
+        n => format!(" (and {} more problems)", n - 1),
+    };
+    let mut problem = Problem::new(
+        StatusCode::BAD_REQUEST,
+        "Bad Request",
+        format!(
+            "{}: {}{more}; nothing of this request was stored",
+            field_path(*first_index, first),
+            first.message,
+        ),
+    );
+    problem.errors = errors
+        .iter()
+        .take(MAX_LISTED_ERRORS)
+        .map(|(i, e)| json!({"index": i, "field": e.field, "path": field_path(*i, e), "message": e.message}))
+        .collect();
+    Err(problem)
+}
+
+/// 409: these events' ids are stored with other content.
+fn conflict(conflicts: &[usize], ids: &[String]) -> Problem {
+    let message = |i: usize| format!("{} is already stored with different content", ids[i]);
+    let mut problem = Problem::new(
+        StatusCode::CONFLICT,
+        "Conflict",
+        format!(
+            "events[{}].id: {}; nothing of this request was stored",
+            conflicts[0],
+            message(conflicts[0])
+        ),
+    );
+    problem.errors = conflicts
+        .iter()
+        .take(MAX_LISTED_ERRORS)
+        .map(|&i| json!({"index": i, "field": "id", "path": format!("events[{i}].id"), "message": message(i)}))
+        .collect();
+    problem
 }
 
 /// The filters of `GET /api/v1/audit-logs`, or a problem naming every bad one.
