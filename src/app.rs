@@ -100,6 +100,7 @@ impl Application {
                 .app_data(aweb::Data::new(state.clone()))
                 .wrap(sessions)
                 .wrap(crate::web::security_headers())
+                .wrap(actix_web::middleware::from_fn(crate::web::request_id::tag))
                 .configure(crate::web::configure)
                 .default_service(aweb::to(crate::web::not_found))
         })

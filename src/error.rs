@@ -131,6 +131,10 @@ impl ResponseError for AppError {
             heading,
             message: &message,
             link,
+            request_id: status
+                .is_server_error()
+                .then(crate::web::request_id::current)
+                .flatten(),
         };
         let body = page
             .render()

@@ -100,6 +100,9 @@ impl ResponseError for Problem {
         if !self.errors.is_empty() {
             body["errors"] = Value::Array(self.errors.clone());
         }
+        if let Some(id) = super::request_id::current() {
+            body["request_id"] = Value::String(id);
+        }
         let mut response = HttpResponse::build(self.status);
         response.content_type("application/problem+json");
         if self.status == StatusCode::UNAUTHORIZED {

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 mod forms;
 mod health;
+pub mod request_id;
 pub mod session;
 pub mod shown;
 pub mod users;
@@ -65,7 +66,11 @@ impl AppState {
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        // The request's span (its id) goes along, so the blocking thread's
+        // log lines name the request too.
+        let span = tracing::Span::current();
         let joined = web::block(move || {
+            let _entered = span.enter();
             let mut conn = pool.get().map_err(DbError::from)?;
             f(&mut conn)
         })

@@ -23,6 +23,8 @@ pub struct ErrorPage<'a> {
     pub heading: &'a str,
     pub message: &'a str,
     pub link: Option<(String, String)>,
+    /// Shown on a failure of ours (500, 503), for the person to quote.
+    pub request_id: Option<String>,
 }
 
 /// The login form.

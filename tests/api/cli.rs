@@ -349,6 +349,17 @@ pub fn serve_with(
     extra: &[&str],
     stdout: Stdio,
 ) -> (Served, u16) {
+    let (served, port, _log) = serve_logged(dir, database_url, extra, stdout);
+    (served, port)
+}
+
+/// As [`serve_with`], and the server's log lines (stderr) after the port.
+pub fn serve_logged(
+    dir: &Path,
+    database_url: Option<&str>,
+    extra: &[&str],
+    stdout: Stdio,
+) -> (Served, u16, std::sync::mpsc::Receiver<String>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_auditdesk"));
     cmd.args(["serve", "--bind", "127.0.0.1:0"])
         .args(extra)
@@ -367,8 +378,13 @@ pub fn serve_with(
         if let Some(rest) = line.split("port=").nth(1) {
             let port: u16 = rest.split_whitespace().next().unwrap().parse().unwrap();
             // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return (child, port);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+            return (child, port, rx);
         }
     }
     panic!("auditdesk serve did not report its port");

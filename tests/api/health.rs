@@ -114,6 +114,15 @@ async fn readyz_is_503_while_postgres_is_unreachable_and_200_once_it_is_back() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let down = app.get("/readyz").await;
     assert_eq!(down.status(), 503);
+    // A page that needs the database says so, with the id to quote.
+    let page = app.get("/").await;
+    assert_eq!(page.status(), 503);
+    let id = page.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body = page.text().await.unwrap();
+    assert!(
+        body.contains(&format!("<code id=\"request-id\">{id}</code>")),
+        "{body}"
+    );
     assert_eq!(
         app.get("/healthz").await.status(),
         200,

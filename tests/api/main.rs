@@ -10,6 +10,7 @@ mod export;
 mod health;
 mod helpers;
 mod ingest;
+mod request_id;
 mod statuses;
 mod storage;
 mod users;
