@@ -302,6 +302,13 @@ pub fn is_empty(conn: &mut DbConn) -> Result<bool, DbError> {
     Ok(any.is_none())
 }
 
+/// The names of the secondary indexes that a bulk load drops and rebuilds;
+/// they must be every index the migrations create on events but the unique
+/// one on `event_uuid` (a test checks it on both backends).
+pub fn secondary_index_names() -> Vec<&'static str> {
+    SECONDARY_INDEXES.iter().map(|(name, _)| *name).collect()
+}
+
 /// Drops the secondary indexes before a bulk load (see [`SECONDARY_INDEXES`]).
 pub fn drop_secondary_indexes(conn: &mut DbConn) -> Result<(), DbError> {
     use diesel::connection::SimpleConnection;
