@@ -1,6 +1,7 @@
 //! The `auditdesk` command line (CONTRACT.md, "The binary").
 
 use crate::audit::visible::escaped;
+use crate::config::defaults;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -58,16 +59,16 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "AUDITDESK_BIND", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "AUDITDESK_BIND", default_value = defaults::BIND)]
     pub bind: String,
     /// The URL people use to reach this server; an https:// URL makes cookies Secure.
     #[arg(long, env = "AUDITDESK_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Minutes of inactivity after which a session ends.
-    #[arg(long, env = "AUDITDESK_IDLE_TIMEOUT_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=10080))]
+    #[arg(long, env = "AUDITDESK_IDLE_TIMEOUT_MINUTES", default_value_t = defaults::IDLE_TIMEOUT_MINUTES, value_parser = clap::value_parser!(u64).range(1..=10080))]
     pub idle_timeout_minutes: u64,
     /// Hours after login at which a session ends, however active.
-    #[arg(long, env = "AUDITDESK_ABSOLUTE_TIMEOUT_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=720))]
+    #[arg(long, env = "AUDITDESK_ABSOLUTE_TIMEOUT_HOURS", default_value_t = defaults::ABSOLUTE_TIMEOUT_HOURS, value_parser = clap::value_parser!(u64).range(1..=720))]
     pub absolute_timeout_hours: u64,
     /// Print each stored event on stdout as one JSON line in Coder's log-export shape.
     #[arg(long)]

@@ -23,15 +23,22 @@ pub struct Config {
     pub workers: Option<usize>,
 }
 
+/// The defaults, stated once: `serve`'s flags show and use these too.
+pub mod defaults {
+    pub const BIND: &str = "127.0.0.1:8080";
+    pub const IDLE_TIMEOUT_MINUTES: u64 = 30;
+    pub const ABSOLUTE_TIMEOUT_HOURS: u64 = 12;
+}
+
 impl Config {
     /// Defaults for everything but the database.
     pub fn new(database_url: DatabaseUrl) -> Self {
         Self {
             database_url,
-            bind: "127.0.0.1:8080".into(),
+            bind: defaults::BIND.into(),
             public_url: None,
-            idle_timeout: Duration::from_secs(30 * 60),
-            absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            idle_timeout: Duration::from_secs(defaults::IDLE_TIMEOUT_MINUTES * 60),
+            absolute_timeout: Duration::from_secs(defaults::ABSOLUTE_TIMEOUT_HOURS * 60 * 60),
             log_audit_json: false,
             workers: None,
         }
