@@ -2,6 +2,7 @@
 
 use crate::audit::visible::escaped;
 use crate::config::defaults;
+use crate::ids::TokenId;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -310,7 +311,7 @@ fn token_command(conn: &mut DbConn, cmd: TokenCommand) -> Result<(), CliError> {
             }
         }
         TokenCommand::Revoke { id } => {
-            let token = tokens::revoke(conn, id, &by)?;
+            let token = tokens::revoke(conn, TokenId(id), &by)?;
             eprintln!("revoked API token {} '{}'", token.id, escaped(&token.name));
         }
     }

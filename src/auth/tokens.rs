@@ -16,6 +16,7 @@ use crate::audit::event::truncate_to_micros;
 use crate::audit::{Action, Diff, Event, FieldChange, store};
 use crate::db::tokens::{NewTokenRow, TokenRow};
 use crate::db::{self, DbConn, DbError};
+use crate::ids::TokenId;
 
 /// Every token starts with this, so a leaked one is recognisable in logs and scanners.
 pub const PREFIX: &str = "adk_";
@@ -60,7 +61,7 @@ impl FromStr for Scope {
 /// A token as listed (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
-    pub id: i64,
+    pub id: TokenId,
     pub name: String,
     pub scope: Scope,
     pub created_by: String,
@@ -75,7 +76,7 @@ fn utc(t: chrono::NaiveDateTime) -> DateTime<Utc> {
 
 fn to_token(row: TokenRow) -> Token {
     Token {
-        id: row.id,
+        id: TokenId(row.id),
         // The CHECK constraint keeps the column to the two names.
         scope: row.scope.parse().unwrap_or(Scope::Read),
         name: row.name,
@@ -94,8 +95,8 @@ fn hash(secret: &str) -> String {
 #[derive(Debug)]
 pub enum TokenError {
     InvalidName(String),
-    NotFound(i64),
-    AlreadyRevoked(i64),
+    NotFound(TokenId),
+    AlreadyRevoked(TokenId),
     Db(DbError),
 }
 
@@ -191,11 +192,11 @@ pub fn list(conn: &mut DbConn) -> Result<Vec<Token>, DbError> {
 }
 
 /// Revokes a token: it stops working at once. Records a `delete`.
-pub fn revoke(conn: &mut DbConn, id: i64, by: &ChangedBy) -> Result<Token, TokenError> {
+pub fn revoke(conn: &mut DbConn, id: TokenId, by: &ChangedBy) -> Result<Token, TokenError> {
     db::write_transaction(conn, |conn| {
         let token = db::tokens::list(conn)?
             .into_iter()
-            .find(|t| t.id == id)
+            .find(|t| t.id == id.0)
             .map(to_token)
             .ok_or(TokenError::NotFound(id))?;
         if token.revoked_at.is_some() {

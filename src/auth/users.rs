@@ -11,11 +11,12 @@ use super::password::{WeakPassword, check_new_password};
 use crate::audit::{Action, Actor, Diff, Event, FieldChange, store};
 use crate::db::users::{NewUserRow, Taken, UserRow};
 use crate::db::{self, DbConn, DbError};
+use crate::ids::UserId;
 
 /// A user account as the rest of the application sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     pub email: String,
     pub role: Role,
@@ -130,7 +131,7 @@ pub fn normalize_email(email: &str) -> Result<String, UserError> {
 
 fn to_user(row: UserRow) -> User {
     User {
-        id: row.id,
+        id: UserId(row.id),
         // The CHECK constraint keeps the column to the three names.
         role: row.role.parse().unwrap_or(Role::Member),
         username: row.username,
@@ -161,7 +162,7 @@ pub fn find_for_login(conn: &mut DbConn, login: &str) -> Result<Option<Credentia
 }
 
 /// The user with this id.
-pub fn find_by_id(conn: &mut DbConn, id: i64) -> Result<Option<User>, DbError> {
+pub fn find_by_id(conn: &mut DbConn, id: UserId) -> Result<Option<User>, DbError> {
     Ok(db::users::find_by_id(conn, id)?.map(to_user))
 }
 

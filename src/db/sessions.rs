@@ -1,5 +1,6 @@
 //! Browser sessions. The cookie holds a random key; only its hash is stored.
 
+use crate::ids::UserId;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -76,10 +77,10 @@ pub fn delete(conn: &mut DbConn, key_hash: &str) -> Result<(), DbError> {
 }
 
 /// Deletes every session of a user (suspension, role change, password reset).
-pub fn delete_for_user(conn: &mut DbConn, user_id: i64) -> Result<usize, DbError> {
+pub fn delete_for_user(conn: &mut DbConn, user_id: UserId) -> Result<usize, DbError> {
     write_statement(
         conn,
-        |conn| with_backend!(conn, c => diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(c)),
+        |conn| with_backend!(conn, c => diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id.0))).execute(c)),
     )
 }
 

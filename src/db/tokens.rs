@@ -1,5 +1,6 @@
 //! API tokens. Only a hash of each token's secret is stored.
 
+use crate::ids::TokenId;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -55,17 +56,17 @@ pub fn list(conn: &mut DbConn) -> Result<Vec<TokenRow>, DbError> {
 }
 
 /// Marks a token revoked; returns false when there is no such token.
-pub fn revoke(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<bool, DbError> {
-    let n = with_backend!(conn, c => diesel::update(api_tokens::table.find(id))
+pub fn revoke(conn: &mut DbConn, id: TokenId, now: NaiveDateTime) -> Result<bool, DbError> {
+    let n = with_backend!(conn, c => diesel::update(api_tokens::table.find(id.0))
         .set(api_tokens::revoked_at.eq(Some(now)))
         .execute(c))?;
     Ok(n > 0)
 }
 
 /// Records that a token was used.
-pub fn touch(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<(), DbError> {
+pub fn touch(conn: &mut DbConn, id: TokenId, now: NaiveDateTime) -> Result<(), DbError> {
     write_statement(conn, |conn| {
-        with_backend!(conn, c => diesel::update(api_tokens::table.find(id))
+        with_backend!(conn, c => diesel::update(api_tokens::table.find(id.0))
         .set(api_tokens::last_used_at.eq(Some(now)))
         .execute(c))
     })?;

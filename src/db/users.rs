@@ -1,5 +1,6 @@
 //! The users table.
 
+use crate::ids::UserId;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -81,9 +82,9 @@ pub fn find_by_email(conn: &mut DbConn, email: &str) -> Result<Option<UserRow>, 
 }
 
 /// The user with this id.
-pub fn find_by_id(conn: &mut DbConn, id: i64) -> Result<Option<UserRow>, DbError> {
+pub fn find_by_id(conn: &mut DbConn, id: UserId) -> Result<Option<UserRow>, DbError> {
     Ok(with_backend!(conn, c => users::table
-        .find(id)
+        .find(id.0)
         .select(UserRow::as_select())
         .first(c)
         .optional())?)
@@ -126,8 +127,13 @@ pub fn count_active_site_managers(conn: &mut DbConn) -> Result<i64, DbError> {
 }
 
 /// Changes a user's role.
-pub fn set_role(conn: &mut DbConn, id: i64, role: &str, now: NaiveDateTime) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::update(users::table.find(id))
+pub fn set_role(
+    conn: &mut DbConn,
+    id: UserId,
+    role: &str,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    with_backend!(conn, c => diesel::update(users::table.find(id.0))
         .set((users::role.eq(role), users::updated_at.eq(now)))
         .execute(c))?;
     Ok(())
@@ -136,11 +142,11 @@ pub fn set_role(conn: &mut DbConn, id: i64, role: &str, now: NaiveDateTime) -> R
 /// Suspends or reactivates a user.
 pub fn set_suspended(
     conn: &mut DbConn,
-    id: i64,
+    id: UserId,
     suspended: bool,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::update(users::table.find(id))
+    with_backend!(conn, c => diesel::update(users::table.find(id.0))
         .set((users::suspended.eq(suspended), users::updated_at.eq(now)))
         .execute(c))?;
     Ok(())
@@ -149,20 +155,20 @@ pub fn set_suspended(
 /// Replaces a user's password hash.
 pub fn set_password_hash(
     conn: &mut DbConn,
-    id: i64,
+    id: UserId,
     hash: &str,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::update(users::table.find(id))
+    with_backend!(conn, c => diesel::update(users::table.find(id.0))
         .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
         .execute(c))?;
     Ok(())
 }
 
 /// Records a successful login.
-pub fn set_last_login(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<(), DbError> {
+pub fn set_last_login(conn: &mut DbConn, id: UserId, now: NaiveDateTime) -> Result<(), DbError> {
     write_statement(conn, |conn| {
-        with_backend!(conn, c => diesel::update(users::table.find(id))
+        with_backend!(conn, c => diesel::update(users::table.find(id.0))
         .set(users::last_login_at.eq(Some(now)))
         .execute(c))
     })?;

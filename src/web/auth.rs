@@ -18,6 +18,7 @@ use crate::auth::login::{self, LoginAttempt, LoginOutcome};
 use crate::auth::users::{self, ChangedBy, NewUser, User, UserError};
 use crate::auth::{Role, Secret, password};
 use crate::error::AppError;
+use crate::ids::UserId;
 
 /// Where a login lands when it has nowhere better to go.
 pub const DEFAULT_PAGE: &str = "/manage/audit";
@@ -305,7 +306,7 @@ impl LoginForm {
 }
 
 /// The user who logged in, or why not.
-fn login_result(outcome: LoginOutcome) -> Result<i64, LoginRefusal> {
+fn login_result(outcome: LoginOutcome) -> Result<UserId, LoginRefusal> {
     match outcome {
         LoginOutcome::Success(user) => Ok(user.id),
         LoginOutcome::BadCredentials => Err(LoginRefusal::new(

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::db::sessions::{self, SessionRow};
 use crate::db::{DbError, Pool};
 use crate::error::AppError;
+use crate::ids::UserId;
 
 /// How often a session's last-seen time is written, at most: the idle timeout
 /// needs no finer grain, and reads then cost no write.
@@ -196,16 +197,16 @@ pub struct TypedSession(Session);
 
 impl TypedSession {
     /// The logged-in user's id, if any.
-    pub fn user_id(&self) -> Option<i64> {
-        self.0.get::<i64>(USER_ID).ok().flatten()
+    pub fn user_id(&self) -> Option<UserId> {
+        self.0.get::<i64>(USER_ID).ok().flatten().map(UserId)
     }
 
     /// Starts an authenticated session under a new key (no fixation) with a new CSRF token.
-    pub fn log_in(&self, user_id: i64) -> Result<(), AppError> {
+    pub fn log_in(&self, user_id: UserId) -> Result<(), AppError> {
         self.0.renew();
         self.0.clear();
         self.0
-            .insert(USER_ID, user_id)
+            .insert(USER_ID, user_id.0)
             .map_err(|e| AppError::Internal(format!("session: {e}")))?;
         self.0
             .insert(CSRF, random_token())

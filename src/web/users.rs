@@ -17,6 +17,7 @@ use crate::auth::tokens::{self, Scope, TokenError};
 use crate::auth::users::{self, NewUser, UserError};
 use crate::auth::{Role, Secret};
 use crate::error::AppError;
+use crate::ids::TokenId;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/manage/users", web::get().to(page))
@@ -46,7 +47,7 @@ struct UserView {
 }
 
 struct TokenView {
-    id: i64,
+    id: TokenId,
     name: Shown,
     scope: &'static str,
     created_by: Shown,
@@ -420,7 +421,7 @@ async fn revoke_token(
 ) -> Result<HttpResponse, AppError> {
     let m = &manager.0;
     forms::check_csrf(&m.session, &body)?;
-    let Ok(id) = path.into_inner().parse::<i64>() else {
+    let Ok(id) = path.into_inner().parse::<i64>().map(TokenId) else {
         return Err(AppError::NotFound);
     };
     let by = m.changed_by(&req);

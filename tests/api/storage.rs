@@ -118,9 +118,9 @@ async fn every_table_stores_a_row_and_reads_it_back_unchanged(backend: Backend) 
         ("ursula", "ursula@example.com", "auditor", true, t)
     );
     assert_eq!(user.last_login_at, None);
-    users::set_last_login(&mut conn, user.id, t).unwrap();
+    users::set_last_login(&mut conn, auditdesk::ids::UserId(user.id), t).unwrap();
     assert_eq!(
-        users::find_by_id(&mut conn, user.id)
+        users::find_by_id(&mut conn, auditdesk::ids::UserId(user.id))
             .unwrap()
             .unwrap()
             .last_login_at,
@@ -158,7 +158,7 @@ async fn every_table_stores_a_row_and_reads_it_back_unchanged(backend: Backend) 
         },
     )
     .unwrap();
-    tokens::revoke(&mut conn, token.id, t).unwrap();
+    tokens::revoke(&mut conn, auditdesk::ids::TokenId(token.id), t).unwrap();
     let listed = tokens::list(&mut conn).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(
