@@ -591,14 +591,27 @@ impl Event {
 
     /// One line of Coder's log-export shape (`--format coder-json`, the JSON
     /// log on stdout): the event under `message.fields.audit_log`.
+    ///
+    /// Always one line: JSON escapes C0 control characters, and NEL, U+2028
+    /// and U+2029 (which JSON may leave raw, and some line readers split on,
+    /// Python's `splitlines` among them) are written `\u0085`, `\u2028` and
+    /// `\u2029` here.
     pub fn to_coder_line(&self) -> String {
-        serde_json::json!({
+        let line = serde_json::json!({
             "ts": format_time(self.time),
             "level": "INFO",
             "msg": "audit_log",
             "message": {"fields": {"audit_log": self.to_json_value()}},
         })
-        .to_string()
+        .to_string();
+        if line.contains(['\u{85}', '\u{2028}', '\u{2029}']) {
+            // Only inside strings can they stand, where the escape means the same.
+            line.replace('\u{85}', "\\u0085")
+                .replace('\u{2028}', "\\u2028")
+                .replace('\u{2029}', "\\u2029")
+        } else {
+            line
+        }
     }
 
     /// The diff as stored: JSON text.
@@ -851,6 +864,28 @@ mod tests {
         assert_eq!(
             diff_of(r#"{"z":{"new":1},"a":{"new":2}}"#),
             r#"{"z":{"new":1},"a":{"new":2}}"#
+        );
+    }
+
+    #[test]
+    fn the_coder_log_line_stays_one_line_whatever_the_text() {
+        let e = EventInput::from_json(
+            r#"{"user":{"username":"a\n\r\u2028\u2029\u0085b"},"action":"login","resource_type":"user","resource_target":"x\u2028y"}"#,
+        )
+        .unwrap()
+        .validate(now())
+        .unwrap()
+        .event;
+        let line = e.to_coder_line();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(
+            !line.contains(['\n', '\r', '\u{2028}', '\u{2029}', '\u{85}']),
+            "{line}"
+        );
+        let back: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            back["message"]["fields"]["audit_log"]["user"]["username"],
+            "a\n\r\u{2028}\u{2029}\u{85}b"
         );
     }
 
