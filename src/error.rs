@@ -58,11 +58,10 @@ impl From<crate::audit::store::LoadError> for AppError {
 
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::Pool(_) | DbError::Connect(_) | DbError::Unavailable(_) => {
-                Self::Unavailable(e.to_string())
-            }
-            other => Self::Internal(other.to_string()),
+        if e.is_unavailable() {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(e.to_string())
         }
     }
 }

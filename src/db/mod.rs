@@ -169,6 +169,17 @@ pub enum DbError {
     Query(diesel::result::Error),
 }
 
+impl DbError {
+    /// Whether the database is away or busy rather than the request wrong or
+    /// the code broken: a 503 to retry, on the pages and the API alike.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Pool(_) | Self::Connect(_) | Self::Unavailable(_)
+        )
+    }
+}
+
 impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -56,32 +56,25 @@ impl std::fmt::Display for Problem {
 
 impl From<DbError> for Problem {
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::Unavailable(detail) => {
-                tracing::error!(%detail, "event write not taken");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Service Unavailable",
-                    detail,
-                )
-            }
-            DbError::Pool(_) | DbError::Connect(_) => {
-                tracing::error!(error = %e, "database unavailable");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Service Unavailable",
-                    "the database is not answering; nothing was stored, retry later",
-                )
-            }
-            other => {
-                tracing::error!(error = %other, "API request failed");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal Server Error",
-                    "an unexpected error occurred and was logged; nothing was stored",
-                )
-            }
+        if !e.is_unavailable() {
+            tracing::error!(error = %e, "API request failed");
+            return Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                "an unexpected error occurred and was logged; nothing was stored",
+            );
         }
+        tracing::error!(error = %e, "database unavailable");
+        let detail = match e {
+            // The event writer says what became of the request.
+            DbError::Unavailable(detail) => detail,
+            _ => "the database is not answering; nothing was stored, retry later".to_owned(),
+        };
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            detail,
+        )
     }
 }
 

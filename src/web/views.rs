@@ -57,9 +57,14 @@ pub fn html(status: actix_web::http::StatusCode, page: &impl Template) -> actix_
         Ok(body) => actix_web::HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .body(body),
-        Err(e) => actix_web::ResponseError::error_response(&crate::error::AppError::Internal(
-            format!("template: {e}"),
-        )),
+        // Templates are checked when compiled; should one still fail, a plain
+        // 500 (the error page is a template too).
+        Err(e) => {
+            tracing::error!(error = %e, "a page could not be rendered");
+            actix_web::HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body("500 Internal Server Error: the page could not be drawn; this was logged.")
+        }
     }
 }
 
