@@ -42,27 +42,12 @@ pub struct Application {
 }
 
 /// Why the server could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    Db(DbError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
-}
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Db(e) => write!(f, "{e}"),
-            Self::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
-
-impl From<DbError> for StartError {
-    fn from(e: DbError) -> Self {
-        Self::Db(e)
-    }
 }
 
 impl Application {

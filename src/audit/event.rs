@@ -198,7 +198,8 @@ where
 }
 
 /// A field of an incoming event that is missing or wrong, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
 pub struct FieldError {
     /// The field's name in the interchange format, e.g. `user.username` or `diff.color_bg`.
     pub field: String,
@@ -213,14 +214,6 @@ impl FieldError {
         }
     }
 }
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
-impl std::error::Error for FieldError {}
 
 /// Limits on incoming fields: an over-long value is refused, never cut.
 pub mod limits {

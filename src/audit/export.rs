@@ -2,7 +2,6 @@
 //! log-export shape. Events are read page by page along the keyset index and
 //! written as they are read, so memory stays flat for any size.
 
-use std::fmt;
 use std::str::FromStr;
 
 use super::Event;
@@ -66,20 +65,9 @@ impl Format {
 }
 
 /// A format name that is not one of csv, ndjson, coder-json.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown export format '{0}' (expected csv, ndjson or coder-json)")]
 pub struct UnknownFormat(pub String);
-
-impl fmt::Display for UnknownFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown export format '{}' (expected csv, ndjson or coder-json)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for UnknownFormat {}
 
 impl FromStr for Format {
     type Err = UnknownFormat;

@@ -190,39 +190,17 @@ fn parse_batches(mut input: impl BufRead, tx: mpsc::SyncSender<Result<Parsed, st
 }
 
 /// Why an import stopped.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    #[error("cannot read the input: {0}")]
     Read(std::io::Error),
-    Db(DbError),
+    #[error("{0} (every batch before this one is stored; running the import again skips them)")]
+    Db(#[from] DbError),
     /// Every event was stored, but the indexes dropped for the load were not rebuilt.
-    Indexes {
-        stored: u64,
-        cause: DbError,
-    },
-}
-
-impl std::fmt::Display for ImportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Read(e) => write!(f, "cannot read the input: {e}"),
-            Self::Db(e) => write!(
-                f,
-                "{e} (every batch before this one is stored; running the import again skips them)"
-            ),
-            Self::Indexes { stored, cause } => write!(
-                f,
-                "{stored} events stored, but rebuilding the indexes failed: {cause} (the next `auditdesk` command rebuilds them)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ImportError {}
-
-impl From<DbError> for ImportError {
-    fn from(e: DbError) -> Self {
-        Self::Db(e)
-    }
+    #[error(
+        "{stored} events stored, but rebuilding the indexes failed: {cause} (the next `auditdesk` command rebuilds them)"
+    )]
+    Indexes { stored: u64, cause: DbError },
 }
 
 #[cfg(test)]

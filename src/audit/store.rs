@@ -98,23 +98,12 @@ fn to_row(new: &NewEvent, received_at: chrono::NaiveDateTime) -> NewEventRow {
 
 /// A stored row that no longer reads as an event (it was written by something
 /// other than this application).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("stored event row {id} is unreadable: {reason}")]
 pub struct CorruptRow {
     pub id: i64,
     pub reason: String,
 }
-
-impl std::fmt::Display for CorruptRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "stored event row {} is unreadable: {}",
-            self.id, self.reason
-        )
-    }
-}
-
-impl std::error::Error for CorruptRow {}
 
 /// Reads a stored row back as a domain event.
 pub fn from_row(row: EventRow) -> Result<Event, CorruptRow> {
@@ -155,25 +144,10 @@ pub fn latest(conn: &mut DbConn, limit: i64) -> Result<Vec<Event>, LoadError> {
 }
 
 /// Why stored events could not be read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    Db(DbError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
     Corrupt(CorruptRow),
-}
-
-impl std::fmt::Display for LoadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Db(e) => write!(f, "{e}"),
-            Self::Corrupt(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for LoadError {}
-
-impl From<DbError> for LoadError {
-    fn from(e: DbError) -> Self {
-        Self::Db(e)
-    }
 }

@@ -15,16 +15,9 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
 /// A password that does not meet the rules, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct WeakPassword(pub String);
-
-impl std::fmt::Display for WeakPassword {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for WeakPassword {}
 
 /// Checks a new password against the rules.
 pub fn check_new_password(password: &str) -> Result<(), WeakPassword> {

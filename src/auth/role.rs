@@ -54,20 +54,9 @@ impl fmt::Display for Role {
 }
 
 /// A role name that is not one of [`Role::ALL`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role '{0}' (expected site_manager, auditor or member)")]
 pub struct UnknownRole(pub String);
-
-impl fmt::Display for UnknownRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown role '{}' (expected site_manager, auditor or member)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for UnknownRole {}
 
 impl FromStr for Role {
     type Err = UnknownRole;

@@ -92,31 +92,16 @@ fn hash(secret: &str) -> String {
 }
 
 /// Why a token change was refused.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    #[error("{0}")]
     InvalidName(String),
+    #[error("no API token with id {0}")]
     NotFound(TokenId),
+    #[error("API token {0} is already revoked")]
     AlreadyRevoked(TokenId),
-    Db(DbError),
-}
-
-impl fmt::Display for TokenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidName(m) => f.write_str(m),
-            Self::NotFound(id) => write!(f, "no API token with id {id}"),
-            Self::AlreadyRevoked(id) => write!(f, "API token {id} is already revoked"),
-            Self::Db(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for TokenError {}
-
-impl From<DbError> for TokenError {
-    fn from(e: DbError) -> Self {
-        Self::Db(e)
-    }
+    #[error(transparent)]
+    Db(#[from] DbError),
 }
 
 impl From<diesel::result::Error> for TokenError {

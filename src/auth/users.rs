@@ -1,8 +1,6 @@
 //! Managing users: every change is validated here and audited in the same
 //! transaction that makes it, so the log and the users table never disagree.
 
-use std::fmt;
-
 use chrono::Utc;
 use uuid::Uuid;
 
@@ -49,44 +47,28 @@ impl ChangedBy {
 }
 
 /// Why a user change was refused.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum UserError {
+    #[error("{0}")]
     InvalidUsername(String),
+    #[error("{0}")]
     InvalidEmail(String),
+    #[error("{0}")]
     WeakPassword(WeakPassword),
+    #[error("the username '{0}' is already taken")]
     UsernameTaken(String),
+    #[error("the email '{0}' is already used by another user")]
     EmailTaken(String),
+    #[error("no user named '{0}'")]
     NotFound(String),
     /// The change would leave no active site manager, locking everyone out.
+    #[error("refused: this is the last active site manager; make another user site manager first")]
     LastSiteManager,
     /// The first-run setup was asked for, but users already exist.
+    #[error("setup is already done: users exist")]
     SetupDone,
-    Db(DbError),
-}
-
-impl fmt::Display for UserError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidUsername(m) | Self::InvalidEmail(m) => f.write_str(m),
-            Self::WeakPassword(w) => write!(f, "{w}"),
-            Self::UsernameTaken(u) => write!(f, "the username '{u}' is already taken"),
-            Self::EmailTaken(e) => write!(f, "the email '{e}' is already used by another user"),
-            Self::NotFound(u) => write!(f, "no user named '{u}'"),
-            Self::LastSiteManager => f.write_str(
-                "refused: this is the last active site manager; make another user site manager first",
-            ),
-            Self::SetupDone => f.write_str("setup is already done: users exist"),
-            Self::Db(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for UserError {}
-
-impl From<DbError> for UserError {
-    fn from(e: DbError) -> Self {
-        Self::Db(e)
-    }
+    #[error(transparent)]
+    Db(#[from] DbError),
 }
 
 impl From<diesel::result::Error> for UserError {

@@ -153,19 +153,25 @@ impl fmt::Debug for DatabaseUrl {
 }
 
 /// What can go wrong in the database layer.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The URL or setup is wrong; the message says how.
+    #[error("{0}")]
     Config(String),
     /// The database could not be reached or opened.
+    #[error("cannot connect to the database: {0}")]
     Connect(String),
     /// No connection became free in time (the database may be down).
+    #[error("no database connection available: {0}")]
     Pool(String),
     /// A write could not be taken now; the message says what became of it.
+    #[error("{0}")]
     Unavailable(String),
     /// A migration failed.
+    #[error("database migration failed: {0}")]
     Migration(String),
     /// A query failed.
+    #[error("database error: {0}")]
     Query(diesel::result::Error),
 }
 
@@ -179,21 +185,6 @@ impl DbError {
         )
     }
 }
-
-impl fmt::Display for DbError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Config(m) => f.write_str(m),
-            Self::Connect(m) => write!(f, "cannot connect to the database: {m}"),
-            Self::Pool(m) => write!(f, "no database connection available: {m}"),
-            Self::Unavailable(m) => f.write_str(m),
-            Self::Migration(m) => write!(f, "database migration failed: {m}"),
-            Self::Query(e) => write!(f, "database error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for DbError {}
 
 impl From<diesel::result::Error> for DbError {
     fn from(e: diesel::result::Error) -> Self {
