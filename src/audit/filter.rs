@@ -81,6 +81,16 @@ impl QueryParams {
     /// Parses a query string that may carry the filters and the names in
     /// `extra`. Never fails: every problem is reported in `errors` or `unknown`.
     pub fn parse(query_string: &str, extra: &[&'static str]) -> Self {
+        Self::parse_taking(query_string, &FILTER_PARAMS, extra)
+    }
+
+    /// As [`QueryParams::parse`], taking only the filters in `filters` (a
+    /// subset of [`FILTER_PARAMS`]); any other name is unknown.
+    pub fn parse_taking(
+        query_string: &str,
+        filters: &[&'static str],
+        extra: &[&'static str],
+    ) -> Self {
         let mut out = QueryParams::default();
         let mut seen: Vec<&'static str> = Vec::new();
         for pair in query_string.split('&').filter(|p| !p.is_empty()) {
@@ -92,12 +102,7 @@ impl QueryParams {
                     )));
                 continue;
             };
-            let Some(known) = FILTER_PARAMS
-                .iter()
-                .chain(extra)
-                .copied()
-                .find(|k| *k == name)
-            else {
+            let Some(known) = filters.iter().chain(extra).copied().find(|k| *k == name) else {
                 out.unknown.push(super::visible::escaped(&name));
                 continue;
             };
@@ -151,26 +156,6 @@ impl QueryParams {
 }
 
 impl RawQuery {
-    /// The value of the parameter `name` (one of [`FILTER_PARAMS`]), if given.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        let slot = match name {
-            "resource_type" => &self.resource_type,
-            "action" => &self.action,
-            "resource_target" => &self.resource_target,
-            "user" => &self.user,
-            "resource_id" => &self.resource_id,
-            "request_id" => &self.request_id,
-            "status" => &self.status,
-            "from" => &self.from,
-            "to" => &self.to,
-            "q" => &self.q,
-            "limit" => &self.limit,
-            "cursor" => &self.cursor,
-            _ => return None,
-        };
-        slot.as_deref()
-    }
-
     /// Sets the parameter `name` (one of [`FILTER_PARAMS`]).
     fn set(&mut self, name: &str, value: String) {
         let slot = match name {

@@ -10,7 +10,8 @@ use auditdesk::db::events;
 use crate::both_backends;
 use crate::helpers::{Backend, TestDb};
 
-fn auditdesk(db: &TestDb, args: &[&str], stdin: &str) -> Output {
+/// Runs the binary against `db` with `stdin`, and waits for it.
+pub fn auditdesk(db: &TestDb, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_auditdesk"))
         .args(args)
         .env("DATABASE_URL", db.url_string())

@@ -146,17 +146,12 @@ async fn csv_starts_with_a_byte_order_mark_unless_asked_not_to(backend: Backend)
     }
     // The CLI: a mark by default, none with --no-bom.
     let cli = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_auditdesk"))
-            .args([
-                "export",
-                "--format",
-                "csv",
-                "--database-url",
-                &app.db.url_string(),
-            ])
-            .args(extra)
-            .output()
-            .unwrap();
+        let args: Vec<&str> = ["export", "--format", "csv"]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect();
+        let out = crate::cli::auditdesk(&app.db, &args, "");
         assert!(
             out.status.success(),
             "{}",

@@ -29,20 +29,13 @@ async fn suggestions(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let params = QueryParams::parse(req.query_string(), &["field"]);
-    let q = params.raw.q.clone();
-    let not_taken = "suggestions take only field and q";
-    let others = crate::audit::filter::FILTER_PARAMS
-        .iter()
-        .filter(|name| **name != "q" && params.raw.get(name).is_some())
-        .map(|name| ((*name).to_owned(), not_taken.to_owned()));
+    let params = QueryParams::parse_taking(req.query_string(), &[], &["field", "q"]);
     let mut problems: Vec<String> = params
-        .problems(not_taken)
+        .problems("suggestions take only field and q")
         .into_iter()
-        .chain(others)
         .map(|(name, message)| format!("{name}: {message}"))
         .collect();
-    let query = SuggestionQuery::parse(params.extra("field"), q.as_deref())
+    let query = SuggestionQuery::parse(params.extra("field"), params.extra("q"))
         .map_err(|e| problems.push(e.to_string()))
         .ok();
     let Some(query) = query.filter(|_| problems.is_empty()) else {

@@ -138,44 +138,18 @@ pub struct FormState {
     pub request_id: String,
 }
 
-/// Problems to show next to their fields.
+/// Problems to show next to their fields, by parameter name (the first for
+/// each parameter is shown).
 #[derive(Default)]
-pub struct FieldErrors {
-    pub resource_type: Option<String>,
-    pub action: Option<String>,
-    pub resource_target: Option<String>,
-    pub user: Option<String>,
-    pub resource_id: Option<String>,
-    pub request_id: Option<String>,
-    pub status: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub q: Option<String>,
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-}
+pub struct FieldErrors(Vec<ParamError>);
 
 impl FieldErrors {
-    fn from_params(errors: &[ParamError]) -> Self {
-        let mut f = FieldErrors::default();
-        for e in errors {
-            let slot = match e.param {
-                "resource_type" => &mut f.resource_type,
-                "action" => &mut f.action,
-                "resource_target" => &mut f.resource_target,
-                "user" => &mut f.user,
-                "resource_id" => &mut f.resource_id,
-                "request_id" => &mut f.request_id,
-                "status" => &mut f.status,
-                "from" => &mut f.from,
-                "to" => &mut f.to,
-                "q" => &mut f.q,
-                "limit" => &mut f.limit,
-                _ => &mut f.cursor,
-            };
-            *slot = Some(e.message.clone());
-        }
-        f
+    /// The problem with `param`, if any.
+    pub fn get(&self, param: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|e| e.param == param)
+            .map(|e| e.message.as_str())
     }
 }
 
@@ -401,13 +375,13 @@ impl AuditPage {
             resource_id: exact(&raw.resource_id),
             request_id: exact(&raw.request_id),
         };
-        let err = FieldErrors::from_params(&errors);
+        let err = FieldErrors(errors);
         let more_open = !form.q.is_empty()
             || !form.resource_id.is_empty()
             || !form.request_id.is_empty()
-            || err.q.is_some()
-            || err.resource_id.is_some()
-            || err.request_id.is_some();
+            || ["q", "resource_id", "request_id"]
+                .iter()
+                .any(|p| err.get(p).is_some());
         let base = parsed
             .as_ref()
             .map(|q| q.filter_pairs())
