@@ -55,7 +55,8 @@ impl Application {
     /// prepares the server. Binding here, not in `run`, lets tests use port 0
     /// and learn the port before any request.
     pub fn build(config: Config) -> Result<Self, StartError> {
-        let pool = db::connect(&config.database_url)?;
+        let database = db::Database::with_echo(config.database_url.clone(), config.log_audit_json);
+        let pool = database.pool()?;
         let listener = TcpListener::bind(&config.bind)
             .map_err(|e| StartError::Bind(config.bind.clone(), e))?;
         let port = listener
@@ -63,8 +64,7 @@ impl Application {
             .map_err(|e| StartError::Bind(config.bind.clone(), e))?
             .port();
         let key = cookie_key(&pool)?;
-        crate::audit::store::log_stored_events_as_json(config.log_audit_json);
-        let events = db::event_writer::EventWriter::start(&config.database_url, pool.clone())?;
+        let events = db::event_writer::EventWriter::start(&database, pool.clone())?;
         let state = crate::web::AppState::new(pool.clone(), config.clone(), events);
         let store = DbSessionStore::new(pool.clone(), config.idle_timeout, config.absolute_timeout);
         let secure = config.secure_cookies();

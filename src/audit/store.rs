@@ -2,7 +2,6 @@
 //! reading stored rows back as domain events.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -12,16 +11,6 @@ use crate::db::event_writer::{AfterCommit, EventWriter};
 use crate::db::events::{self as rows, EventRow, InsertOutcome, NewEventRow, OnConflict};
 use crate::db::{DbConn, DbError};
 
-/// Whether stored events are also printed on stdout, one line each in Coder's
-/// log-export shape (`serve --log-audit-json`). An output setting of this
-/// process, like its log level: nothing another instance needs to see.
-static JSON_LOG: AtomicBool = AtomicBool::new(false);
-
-/// Turns the JSON log of stored events on stdout on or off.
-pub fn log_stored_events_as_json(on: bool) {
-    JSON_LOG.store(on, Ordering::Relaxed);
-}
-
 /// Stores a batch; see [`rows::insert_batch`] for idempotency and conflicts.
 pub fn store_batch(
     conn: &mut DbConn,
@@ -29,7 +18,9 @@ pub fn store_batch(
     on_conflict: OnConflict,
 ) -> Result<InsertOutcome, DbError> {
     let outcome = rows::insert_batch(conn, &to_rows(batch), on_conflict)?;
-    print_stored(batch, &outcome);
+    if conn.echoes_stored_events() {
+        print_stored(batch, &outcome);
+    }
     Ok(outcome)
 }
 
@@ -42,7 +33,7 @@ pub async fn store_sent(
     batch: Vec<NewEvent>,
 ) -> Result<InsertOutcome, DbError> {
     let rows = to_rows(&batch);
-    let then: AfterCommit = if JSON_LOG.load(Ordering::Relaxed) {
+    let then: AfterCommit = if writer.echoes_stored_events() {
         Box::new(move |outcome| print_stored(&batch, outcome))
     } else {
         Box::new(|_| {})
@@ -55,12 +46,14 @@ fn to_rows(batch: &[NewEvent]) -> Vec<NewEventRow> {
     batch.iter().map(|e| to_row(e, received_at)).collect()
 }
 
-/// The JSON log of stored events, printed only after the commit, so the log
-/// never shows an event the database does not hold. (Inside an enclosing
+/// The JSON log of stored events (`serve --log-audit-json`: one line each in
+/// Coder's log-export shape, on stdout), printed only after the commit, so the
+/// log never shows an event the database does not hold. (Inside an enclosing
 /// transaction, such as a user change, the line may precede that
-/// transaction's commit.)
+/// transaction's commit.) Whether it is printed is a setting of the database
+/// handle ([`crate::db::Database::with_echo`]), not of the process.
 fn print_stored(batch: &[NewEvent], outcome: &InsertOutcome) {
-    if JSON_LOG.load(Ordering::Relaxed) && !outcome.stored.is_empty() {
+    if !outcome.stored.is_empty() {
         let mut out = std::io::stdout().lock();
         for &i in &outcome.stored {
             let _ = writeln!(out, "{}", batch[i].event.to_coder_line());

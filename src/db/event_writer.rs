@@ -26,7 +26,7 @@ use diesel::connection::SimpleConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::events::{InsertOutcome, NewEventRow, OnConflict, insert_batch, insert_rows};
-use super::{DatabaseUrl, DbConn, DbError, Pool, connect_one, write_transaction};
+use super::{AnyConnection, Database, DbConn, DbError, Pool, write_transaction};
 
 /// Requests that may wait for the writer; more wait in their handlers.
 const QUEUED_REQUESTS: usize = 64;
@@ -42,6 +42,7 @@ const WRITER_PRAGMAS: &str = "PRAGMA cache_size = -262144;";
 #[derive(Clone)]
 pub struct EventWriter {
     inner: Inner,
+    database: Database,
 }
 
 #[derive(Clone)]
@@ -62,27 +63,35 @@ struct Job {
 impl EventWriter {
     /// Starts the writer for the configured database (on SQLite a thread that
     /// ends when the last clone of the writer is dropped).
-    pub fn start(url: &DatabaseUrl, pool: Pool) -> Result<Self, DbError> {
-        if url.is_postgres() {
+    pub fn start(database: &Database, pool: Pool) -> Result<Self, DbError> {
+        if database.url().is_postgres() {
             return Ok(Self {
                 inner: Inner::Pool(pool),
+                database: database.clone(),
             });
         }
-        let conn = writer_connection(url)?;
+        let conn = writer_connection(database)?;
         // Only to time the wait for the next request (see `next_job`).
         let quiet = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|e| DbError::Config(format!("cannot start the event writer's timer: {e}")))?;
         let (queue, jobs) = mpsc::channel(QUEUED_REQUESTS);
-        let url = url.clone();
+        let for_thread = database.clone();
         std::thread::Builder::new()
             .name("event-writer".into())
-            .spawn(move || run(conn, jobs, &quiet, &url))
+            .spawn(move || run(conn, jobs, &quiet, &for_thread))
             .map_err(|e| DbError::Config(format!("cannot start the event writer thread: {e}")))?;
         Ok(Self {
             inner: Inner::Thread(queue),
+            database: database.clone(),
         })
+    }
+
+    /// Whether the events it stores are also printed on stdout (see
+    /// [`Database::with_echo`]).
+    pub fn echoes_stored_events(&self) -> bool {
+        self.database.0.echo_stored_events
     }
 
     /// Whether events can be written (for `/readyz`): on SQLite, whether the
@@ -156,8 +165,8 @@ pub type AfterCommit = Box<dyn FnOnce(&InsertOutcome) + Send>;
 /// How long a request waits for room in the writer's queue before a 503.
 const QUEUE_WAIT: Duration = Duration::from_secs(15);
 
-fn writer_connection(url: &DatabaseUrl) -> Result<DbConn, DbError> {
-    let mut conn = connect_one(url)?;
+fn writer_connection(database: &Database) -> Result<DbConn, DbError> {
+    let mut conn = database.connect_one()?;
     conn.batch_execute(WRITER_PRAGMAS)?;
     Ok(conn)
 }
@@ -198,7 +207,7 @@ fn truncate_wal(conn: &mut DbConn) -> bool {
         #[diesel(sql_type = diesel::sql_types::Integer)]
         busy: i32,
     }
-    let DbConn::Sqlite(c) = conn else {
+    let AnyConnection::Sqlite(c) = conn.backend() else {
         return true; // only SQLite has a WAL file of its own
     };
     let attempt = c.batch_execute("PRAGMA busy_timeout = 0;").and_then(|()| {
@@ -228,7 +237,7 @@ fn run(
     mut conn: DbConn,
     mut jobs: mpsc::Receiver<Job>,
     quiet: &tokio::runtime::Runtime,
-    url: &DatabaseUrl,
+    database: &Database,
 ) {
     let mut wrote = false;
     while let Some(first) = next_job(&mut jobs, quiet, &mut conn, &mut wrote) {
@@ -238,13 +247,13 @@ fn run(
         let mut group = vec![first];
         // Writers elsewhere in this process (logins, user changes) wait for the
         // same lock; a writer that takes it back at once would starve them.
-        super::let_waiting_writers_in();
+        super::let_waiting_writers_in(&conn);
         let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            write_group(&mut conn, &mut group, &mut jobs, url)
+            write_group(&mut conn, &mut group, &mut jobs, database)
         }));
         let results = written.unwrap_or_else(|_| {
             tracing::error!(requests = group.len(), "event writer: a group panicked");
-            if let Ok(fresh) = writer_connection(url) {
+            if let Ok(fresh) = writer_connection(database) {
                 conn = fresh;
             }
             group
@@ -289,7 +298,7 @@ fn write_group(
     conn: &mut DbConn,
     group: &mut Vec<Job>,
     jobs: &mut mpsc::Receiver<Job>,
-    url: &DatabaseUrl,
+    database: &Database,
 ) -> Vec<Result<InsertOutcome, DbError>> {
     let mut results: Vec<Option<Result<InsertOutcome, DbError>>> = Vec::new();
     let mut pending: Vec<usize> = (0..group.len()).collect();
@@ -338,7 +347,7 @@ fn write_group(
             }
             Err(e) => {
                 tracing::warn!(error = %e, requests = pending.len(), "event writer: a group transaction failed");
-                match writer_connection(url) {
+                match writer_connection(database) {
                     Ok(fresh) => *conn = fresh,
                     Err(e) => tracing::warn!(error = %e, "event writer: cannot reconnect"),
                 }

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 
 use super::schema::{actors, events, resource_targets, resource_types};
-use super::{DbConn, DbError, with_backend, write_transaction};
+use super::{AnyConnection, DbConn, DbError, with_backend, write_transaction};
 
 /// An event row to insert.
 #[derive(Debug, Clone, Insertable)]
@@ -147,7 +147,7 @@ pub(super) fn insert_rows(
         return Ok(outcome);
     }
     let new_rows: Vec<&NewEventRow> = outcome.stored.iter().map(|&i| &rows[i]).collect();
-    match conn {
+    match conn.backend() {
         // One row per statement: a statement that inserts several rows makes
         // SQLite copy every page it changes into a statement journal (so that a
         // failure on a later row can undo the earlier ones). With the events'
@@ -155,13 +155,13 @@ pub(super) fn insert_rows(
         // bench/README.md). A prepared single-row INSERT needs no statement
         // journal; a failure still undoes the whole transaction. (The dropdown
         // tables below are small, and their multi-row upserts measured faster.)
-        DbConn::Sqlite(c) => {
+        AnyConnection::Sqlite(c) => {
             for row in &new_rows {
                 diesel::insert_into(events::table).values(*row).execute(c)?;
             }
         }
         // On PostgreSQL round trips cost most: a few hundred rows per statement.
-        DbConn::Postgres(c) => {
+        AnyConnection::Postgres(c) => {
             for chunk in new_rows.chunks(ROWS_PER_STATEMENT) {
                 let values: Vec<NewEventRow> = chunk.iter().map(|r| (*r).clone()).collect();
                 diesel::insert_into(events::table)
@@ -347,12 +347,12 @@ pub fn index_names(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
         #[diesel(sql_type = Text)]
         name: String,
     }
-    let names: Vec<Name> = match conn {
-        DbConn::Sqlite(c) => diesel::sql_query(
+    let names: Vec<Name> = match conn.backend() {
+        AnyConnection::Sqlite(c) => diesel::sql_query(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND name NOT LIKE 'sqlite_%'",
         )
         .load(c)?,
-        DbConn::Postgres(c) => diesel::sql_query(
+        AnyConnection::Postgres(c) => diesel::sql_query(
             "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'events' AND indexname <> 'events_pkey'",
         )
         .load(c)?,
@@ -417,15 +417,15 @@ pub fn top_resource_targets(conn: &mut DbConn, limit: i64) -> Result<Vec<Dimensi
 ///   holding a lower id may commit after one holding a higher id. Any write
 ///   anywhere changes it, so it is exact but changes more often than needed.
 pub fn append_mark(conn: &mut DbConn) -> Result<String, DbError> {
-    match conn {
-        DbConn::Sqlite(c) => Ok(events::table
+    match conn.backend() {
+        AnyConnection::Sqlite(c) => Ok(events::table
             .select(diesel::dsl::max(events::id))
             .first::<Option<i64>>(c)?
             .unwrap_or(0)
             .to_string()),
-        DbConn::Postgres(c) => Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
-            "txid_current_snapshot()::text",
-        ))
+        AnyConnection::Postgres(c) => Ok(diesel::select(
+            diesel::dsl::sql::<diesel::sql_types::Text>("txid_current_snapshot()::text"),
+        )
         .get_result(c)?),
     }
 }
@@ -661,9 +661,9 @@ where
 /// Refreshes the planner's statistics after a large import.
 pub fn optimize(conn: &mut DbConn) -> Result<(), DbError> {
     use diesel::connection::SimpleConnection;
-    match conn {
-        DbConn::Sqlite(c) => c.batch_execute("PRAGMA optimize; ANALYZE;")?,
-        DbConn::Postgres(c) => {
+    match conn.backend() {
+        AnyConnection::Sqlite(c) => c.batch_execute("PRAGMA optimize; ANALYZE;")?,
+        AnyConnection::Postgres(c) => {
             // VACUUM sets the visibility map, without which the planner avoids
             // index-only scans after a bulk load (the capped counts read the heap:
             // 21 ms instead of 1.5 ms on 1M events). It must run on its own, not

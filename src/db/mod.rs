@@ -25,25 +25,135 @@ use diesel::prelude::*;
 use diesel::r2d2;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-/// A connection to either backend. Everything outside `db/` sees only this type.
+/// A connection to the configured database. Everything outside `db/` sees only
+/// this type: the backend's own connection, and what every connection to the
+/// same database in this process shares ([`Database`]).
+pub struct DbConn {
+    conn: AnyConnection,
+    database: Database,
+}
+
+/// The backend's own connection: what diesel runs queries on.
 #[derive(diesel::MultiConnection)]
-pub enum DbConn {
+pub enum AnyConnection {
     /// A PostgreSQL server, chosen by a `postgres://` or `postgresql://` URL.
     Postgres(diesel::PgConnection),
     /// An SQLite file, chosen by `sqlite://PATH` or a plain path.
     Sqlite(diesel::SqliteConnection),
 }
 
+impl DbConn {
+    /// The backend's own connection, for the statements one backend writes its
+    /// own way (and for tests that look beneath the application).
+    pub fn backend(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+
+    /// The database this connection belongs to.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+}
+
+impl SimpleConnection for DbConn {
+    fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
+        self.conn.batch_execute(query)
+    }
+}
+
 /// Runs `$body` with `$c` bound to the backend's own connection type, once per backend.
 macro_rules! with_backend {
     ($conn:expr, $c:ident => $body:expr) => {
-        match $conn {
-            $crate::db::DbConn::Postgres($c) => $body,
-            $crate::db::DbConn::Sqlite($c) => $body,
+        match $crate::db::DbConn::backend($conn) {
+            $crate::db::AnyConnection::Postgres($c) => $body,
+            $crate::db::AnyConnection::Sqlite($c) => $body,
         }
     };
 }
 pub(crate) use with_backend;
+
+/// One database as this process uses it: where it is, the queue of this
+/// process's SQLite writers, and whether stored events are echoed on stdout.
+/// Each pool, and each connection opened outside one, belongs to one
+/// `Database`; two databases in one process (tests, a tool beside a server)
+/// share nothing. Cloning it is cheap and keeps the same queue.
+#[derive(Clone)]
+pub struct Database(std::sync::Arc<Shared>);
+
+struct Shared {
+    url: DatabaseUrl,
+    writers: WriterQueue,
+    echo_stored_events: bool,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &self.0.url)
+            .field("echo_stored_events", &self.0.echo_stored_events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// The database at `url`; nothing is opened yet.
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self::with_echo(url, false)
+    }
+
+    /// The database at `url`, with stored events also printed on stdout, one
+    /// line each, when `echo` is on (`serve --log-audit-json`; the audit
+    /// store prints them, see [`DbConn::echoes_stored_events`]).
+    pub fn with_echo(url: DatabaseUrl, echo: bool) -> Self {
+        Self(std::sync::Arc::new(Shared {
+            url,
+            writers: WriterQueue::default(),
+            echo_stored_events: echo,
+        }))
+    }
+
+    /// Where the data lives.
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.0.url
+    }
+
+    /// Connects, runs pending migrations and returns a pool.
+    ///
+    /// Fails with one clear message when the URL is wrong or the database does not answer.
+    pub fn pool(&self) -> Result<Pool, DbError> {
+        let manager = Manager {
+            database: self.clone(),
+        };
+        // One connection first: its error is clearer than the pool's time-out.
+        let mut first = self.connect_one()?;
+        run_migrations(&mut first)?;
+        drop(first);
+        let max_size = if self.url().is_postgres() { 16 } else { 8 };
+        r2d2::Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(5))
+            .error_handler(Box::new(PoolErrorLog))
+            .build(manager)
+            .map_err(|e| DbError::Pool(e.to_string()))
+    }
+
+    /// Opens one connection outside any pool (the event writer, CLI commands, tests).
+    pub fn connect_one(&self) -> Result<DbConn, DbError> {
+        Ok(DbConn {
+            conn: open(self.url())?,
+            database: self.clone(),
+        })
+    }
+}
+
+impl DbConn {
+    /// Whether events stored through this connection are also printed on
+    /// stdout (see [`Database::with_echo`]).
+    pub fn echoes_stored_events(&self) -> bool {
+        self.database.0.echo_stored_events
+    }
+}
 
 /// A pool of connections to the configured database.
 pub type Pool = r2d2::Pool<Manager>;
@@ -200,7 +310,7 @@ impl From<diesel::result::Error> for DbError {
 }
 
 /// Whether SQLite gave up waiting for the write lock (after `busy_timeout`, or
-/// this process's own wait for [`SQLITE_WRITER`]): busy, not broken.
+/// this process's own wait for its turn, [`WriterQueue`]): busy, not broken.
 fn is_lock_timeout(e: &diesel::result::Error) -> bool {
     matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().starts_with("database is locked"))
 }
@@ -214,61 +324,61 @@ impl From<r2d2::PoolError> for DbError {
 /// Opens connections for the pool, each set up for its backend.
 #[derive(Debug, Clone)]
 pub struct Manager {
-    url: DatabaseUrl,
+    database: Database,
 }
 
-impl Manager {
-    fn connect(&self) -> Result<DbConn, DbError> {
-        match &self.url {
-            DatabaseUrl::Postgres(url) => {
-                let mut conn = diesel::PgConnection::establish(url).map_err(|e| {
-                    DbError::Connect(format!(
-                        "PostgreSQL at {}: {}",
-                        self.url,
-                        one_line(&e.to_string())
-                    ))
-                })?;
-                // Plan each execution with its values. A generic plan cached while
-                // the events table was small (a sequential scan) stayed in use as
-                // it grew: an import's id lookups went from milliseconds to seconds.
-                conn.batch_execute(POSTGRES_SETTINGS)?;
-                Ok(DbConn::Postgres(conn))
-            }
-            DatabaseUrl::Sqlite(path) => {
-                let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-                if let Some(dir) = dir
-                    && !dir.is_dir()
-                {
-                    return Err(DbError::Connect(format!(
-                        "SQLite database directory '{}' does not exist",
-                        dir.display()
-                    )));
-                }
-                let path_str = path.to_str().ok_or_else(|| {
-                    DbError::Config(format!(
-                        "SQLite path '{}' is not valid UTF-8",
-                        path.display()
-                    ))
-                })?;
-                let mut conn = diesel::SqliteConnection::establish(path_str).map_err(|e| {
-                    DbError::Connect(format!(
-                        "SQLite file '{}': {}",
-                        path.display(),
-                        one_line(&e.to_string())
-                    ))
-                })?;
-                conn.batch_execute(&format!(
-                    "{SQLITE_PRAGMAS}\nPRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"
+/// Opens a connection to `url` and sets it up for its backend.
+fn open(url: &DatabaseUrl) -> Result<AnyConnection, DbError> {
+    match url {
+        DatabaseUrl::Postgres(raw) => {
+            // The error names the URL as `Display` shows it: without its password.
+            let mut conn = diesel::PgConnection::establish(raw).map_err(|e| {
+                DbError::Connect(format!(
+                    "PostgreSQL at {}: {}",
+                    url,
+                    one_line(&e.to_string())
                 ))
-                .map_err(|e| {
-                    DbError::Connect(format!(
-                        "SQLite file '{}': {}",
-                        path.display(),
-                        one_line(&e.to_string())
-                    ))
-                })?;
-                Ok(DbConn::Sqlite(conn))
+            })?;
+            // Plan each execution with its values. A generic plan cached while
+            // the events table was small (a sequential scan) stayed in use as
+            // it grew: an import's id lookups went from milliseconds to seconds.
+            conn.batch_execute(POSTGRES_SETTINGS)?;
+            Ok(AnyConnection::Postgres(conn))
+        }
+        DatabaseUrl::Sqlite(path) => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir
+                && !dir.is_dir()
+            {
+                return Err(DbError::Connect(format!(
+                    "SQLite database directory '{}' does not exist",
+                    dir.display()
+                )));
             }
+            let path_str = path.to_str().ok_or_else(|| {
+                DbError::Config(format!(
+                    "SQLite path '{}' is not valid UTF-8",
+                    path.display()
+                ))
+            })?;
+            let mut conn = diesel::SqliteConnection::establish(path_str).map_err(|e| {
+                DbError::Connect(format!(
+                    "SQLite file '{}': {}",
+                    path.display(),
+                    one_line(&e.to_string())
+                ))
+            })?;
+            conn.batch_execute(&format!(
+                "{SQLITE_PRAGMAS}\nPRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"
+            ))
+            .map_err(|e| {
+                DbError::Connect(format!(
+                    "SQLite file '{}': {}",
+                    path.display(),
+                    one_line(&e.to_string())
+                ))
+            })?;
+            Ok(AnyConnection::Sqlite(conn))
         }
     }
 }
@@ -282,7 +392,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = DbError;
 
     fn connect(&self) -> Result<DbConn, DbError> {
-        Manager::connect(self)
+        self.database.connect_one()
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
@@ -290,7 +400,7 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut DbConn) -> bool {
-        r2d2::R2D2Connection::is_broken(conn)
+        r2d2::R2D2Connection::is_broken(&mut conn.conn)
     }
 }
 
@@ -304,28 +414,16 @@ impl r2d2::HandleError<DbError> for PoolErrorLog {
     }
 }
 
-/// Connects to the database, runs pending migrations and returns a pool.
-///
-/// Fails with one clear message when the URL is wrong or the database does not answer.
+/// Connects to the database at `url`, runs pending migrations and returns a
+/// pool (a [`Database`] of its own, with no echo of stored events).
 pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
-    let manager = Manager { url: url.clone() };
-    // One connection first: its error is clearer than the pool's time-out.
-    let mut first = manager.connect()?;
-    run_migrations(&mut first)?;
-    drop(first);
-    let max_size = if url.is_postgres() { 16 } else { 8 };
-    r2d2::Pool::builder()
-        .max_size(max_size)
-        .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(5))
-        .error_handler(Box::new(PoolErrorLog))
-        .build(manager)
-        .map_err(|e| DbError::Pool(e.to_string()))
+    Database::new(url.clone()).pool()
 }
 
-/// Opens one connection outside any pool (CLI commands, tests).
+/// Opens one connection to `url` outside any pool (CLI commands, tests), as a
+/// [`Database`] of its own.
 pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, DbError> {
-    Manager { url: url.clone() }.connect()
+    Database::new(url.clone()).connect_one()
 }
 
 /// Readies one connection for a long bulk load (`auditdesk import`). On SQLite the
@@ -334,7 +432,7 @@ pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, DbError> {
 /// operating system for every insert. Nothing changes on PostgreSQL,
 /// whose shared buffers belong to the server.
 pub fn prepare_bulk_load(conn: &mut DbConn) -> Result<(), DbError> {
-    if let DbConn::Sqlite(c) = conn {
+    if let AnyConnection::Sqlite(c) = conn.backend() {
         c.batch_execute("PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
             .map_err(DbError::from)?;
     }
@@ -343,9 +441,9 @@ pub fn prepare_bulk_load(conn: &mut DbConn) -> Result<(), DbError> {
 
 /// Brings the schema up to date; returns the versions applied.
 pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
-    let applied = match conn {
-        DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions),
-        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
+    let applied = match conn.backend() {
+        AnyConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions),
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
     };
     let applied = applied.map_err(|e| DbError::Migration(e.to_string()))?;
     // An import killed while its indexes were dropped left them missing.
@@ -355,9 +453,9 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
 
 /// Reverts every migration (used by the migration round-trip test).
 pub fn revert_all_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
-    let reverted = match conn {
-        DbConn::Postgres(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS).map(versions),
-        DbConn::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(versions),
+    let reverted = match conn.backend() {
+        AnyConnection::Postgres(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS).map(versions),
+        AnyConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(versions),
     };
     reverted.map_err(|e| DbError::Migration(e.to_string()))
 }
@@ -371,46 +469,65 @@ pub fn ping(conn: &mut DbConn) -> Result<(), DbError> {
     conn.batch_execute("SELECT 1").map_err(DbError::from)
 }
 
-/// Held by this process's SQLite write transactions (see [`write_transaction`]).
-static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// This process's SQLite writers to one database, queued for their turn (see
+/// [`write_transaction`]).
+#[derive(Default)]
+struct WriterQueue {
+    /// Held by the write transaction under way.
+    lock: std::sync::Mutex<()>,
+    /// Writers waiting for [`WriterQueue::lock`].
+    waiting: std::sync::atomic::AtomicUsize,
+}
 
 /// How long a writer waits for its turn, in this process as in SQLite's busy_timeout.
 const SQLITE_WRITER_WAIT: Duration = Duration::from_millis(BUSY_TIMEOUT_MS);
 
-/// Waits for this process's SQLite writer lock, at most [`SQLITE_WRITER_WAIT`]
-/// (a stuck writer must not hang every other one, and with them the pool).
-fn sqlite_writer_turn() -> Result<std::sync::MutexGuard<'static, ()>, diesel::result::Error> {
-    use std::sync::TryLockError;
-    use std::sync::atomic::Ordering;
-    if let Ok(turn) = SQLITE_WRITER.try_lock() {
-        return Ok(turn);
-    }
-    /// Counts this writer in [`WAITING_WRITERS`] until it has its turn or gives up.
-    struct Waiting;
-    impl Drop for Waiting {
-        fn drop(&mut self) {
-            WAITING_WRITERS.fetch_sub(1, Ordering::AcqRel);
+impl WriterQueue {
+    /// Waits for the lock, at most [`SQLITE_WRITER_WAIT`] (a stuck writer must
+    /// not hang every other one, and with them the pool).
+    fn turn(&self) -> Result<std::sync::MutexGuard<'_, ()>, diesel::result::Error> {
+        use std::sync::TryLockError;
+        use std::sync::atomic::Ordering;
+        if let Ok(turn) = self.lock.try_lock() {
+            return Ok(turn);
+        }
+        /// Counts this writer in `waiting` until it has its turn or gives up.
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&self.waiting);
+        let deadline = std::time::Instant::now() + SQLITE_WRITER_WAIT;
+        loop {
+            match self.lock.try_lock() {
+                Ok(turn) => return Ok(turn),
+                Err(TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::Unknown,
+                        Box::new(format!(
+                            "database is locked: another write did not finish within {} s",
+                            BUSY_TIMEOUT_MS / 1000
+                        )),
+                    ));
+                }
+            }
         }
     }
-    WAITING_WRITERS.fetch_add(1, Ordering::AcqRel);
-    let _waiting = Waiting;
-    let deadline = std::time::Instant::now() + SQLITE_WRITER_WAIT;
-    loop {
-        match SQLITE_WRITER.try_lock() {
-            Ok(turn) => return Ok(turn),
-            Err(TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
-            Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(TryLockError::WouldBlock) => {
-                return Err(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::Unknown,
-                    Box::new(format!(
-                        "database is locked: another write did not finish within {} s",
-                        BUSY_TIMEOUT_MS / 1000
-                    )),
-                ));
-            }
+
+    /// Gives writers already waiting (at most 50 ms) the chance to go first,
+    /// since the lock itself is not fair.
+    fn let_waiting_in(&self) {
+        use std::sync::atomic::Ordering;
+        let until = std::time::Instant::now() + Duration::from_millis(50);
+        while self.waiting.load(Ordering::Acquire) > 0 && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
@@ -425,11 +542,11 @@ pub fn write_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    let outermost_sqlite = match conn {
-        DbConn::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
+    let outermost_sqlite = match &mut conn.conn {
+        AnyConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
             .transaction_depth()?
             .is_none(),
-        DbConn::Postgres(_) => false,
+        AnyConnection::Postgres(_) => false,
     };
     // Nested calls (a user change that records its event) become savepoints.
     if outermost_sqlite {
@@ -437,29 +554,42 @@ where
         // writer in within a millisecond of the lock being free, where SQLite's
         // busy handler polls with sleeps of up to 100 ms (measured: batch ingest
         // p99 2.5 s, a core idle). Other processes still meet busy_timeout.
-        let _one_writer = sqlite_writer_turn()?;
-        let DbConn::Sqlite(c) = conn else {
-            unreachable!("checked just above")
-        };
-        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
-        let outcome = f(conn);
-        let DbConn::Sqlite(c) = conn else {
-            unreachable!("the connection cannot change backend inside a transaction")
-        };
-        return match outcome {
-            Ok(value) => {
-                AnsiTransactionManager::commit_transaction(c)?;
-                Ok(value)
-            }
-            Err(e) => {
-                // The caller's error is the one worth reporting; a failed rollback
-                // leaves the connection marked broken and the pool discards it.
-                let _ = AnsiTransactionManager::rollback_transaction(c);
-                Err(e)
-            }
-        };
+        let database = conn.database.clone();
+        let _one_writer = database.0.writers.turn()?;
+        return transaction(conn, Some("BEGIN IMMEDIATE"), f);
     }
-    conn.transaction(f)
+    transaction(conn, None, f)
+}
+
+/// diesel's `Connection::transaction`, with `f` given the whole [`DbConn`] and
+/// the outermost transaction begun by `begin` when given.
+fn transaction<T, E>(
+    conn: &mut DbConn,
+    begin: Option<&str>,
+    f: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    type Manager = <AnyConnection as Connection>::TransactionManager;
+    match begin {
+        Some(sql) => {
+            with_backend!(conn, c => AnsiTransactionManager::begin_transaction_sql(c, sql))?
+        }
+        None => Manager::begin_transaction(&mut conn.conn)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(&mut conn.conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The caller's error is the one worth reporting; a failed rollback
+            // leaves the connection marked broken and the pool discards it.
+            let _ = Manager::rollback_transaction(&mut conn.conn);
+            Err(e)
+        }
+    }
 }
 
 /// One write statement. On SQLite it is queued like [`write_transaction`]s: a
@@ -471,24 +601,17 @@ pub(crate) fn write_statement<T>(
     conn: &mut DbConn,
     f: impl FnOnce(&mut DbConn) -> Result<T, diesel::result::Error>,
 ) -> Result<T, DbError> {
-    match conn {
-        DbConn::Postgres(_) => Ok(f(conn)?),
-        DbConn::Sqlite(_) => write_transaction(conn, |c| f(c).map_err(DbError::from)),
+    match conn.conn {
+        AnyConnection::Postgres(_) => Ok(f(conn)?),
+        AnyConnection::Sqlite(_) => write_transaction(conn, |c| f(c).map_err(DbError::from)),
     }
 }
 
-/// Writers of this process waiting for [`SQLITE_WRITER`].
-static WAITING_WRITERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 /// Called by a writer that writes back to back (the event writer) before it
-/// takes the lock again: gives writers already waiting (at most 50 ms) the
-/// chance to go first, since the lock itself is not fair.
-pub(crate) fn let_waiting_writers_in() {
-    use std::sync::atomic::Ordering;
-    let until = std::time::Instant::now() + Duration::from_millis(50);
-    while WAITING_WRITERS.load(Ordering::Acquire) > 0 && std::time::Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+/// takes the lock again: gives this database's writers already waiting the
+/// chance to go first.
+pub(crate) fn let_waiting_writers_in(conn: &DbConn) {
+    conn.database.0.writers.let_waiting_in();
 }
 
 /// Whether PostgreSQL aborted the transaction to break a deadlock (two
@@ -506,4 +629,80 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
         e,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Each database has its own queue of writers: a write to one file goes
+    /// ahead while another file's write transaction is open in this process
+    /// (with one queue for the process it waited 15 s and failed as busy).
+    #[test]
+    fn two_databases_in_one_process_do_not_share_a_writer_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Database::new(DatabaseUrl::Sqlite(dir.path().join("first.db")));
+        let second = Database::new(DatabaseUrl::Sqlite(dir.path().join("second.db")));
+        let mut held = first.connect_one().unwrap();
+        let (holding, held_now) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            write_transaction(&mut held, |c| {
+                c.batch_execute("CREATE TABLE t (x INTEGER)")?;
+                holding.send(()).unwrap();
+                released.recv().unwrap();
+                Ok::<_, DbError>(())
+            })
+        });
+        held_now.recv().unwrap();
+        let mut other = second.connect_one().unwrap();
+        let written = write_transaction(&mut other, |c| {
+            c.batch_execute("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)")
+                .map_err(DbError::from)
+        });
+        release.send(()).unwrap();
+        holder.join().unwrap().unwrap();
+        written.expect("the second database's write does not wait for the first's");
+    }
+
+    /// Connections of one database share its queue: a second writer waits in
+    /// it for the first to commit, then goes ahead (it is not refused as busy).
+    #[test]
+    fn writers_to_one_database_take_turns() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::new(DatabaseUrl::Sqlite(dir.path().join("one.db")));
+        database
+            .connect_one()
+            .unwrap()
+            .batch_execute("CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        let mut held = database.connect_one().unwrap();
+        let queue = database.clone();
+        let (holding, held_now) = mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            write_transaction(&mut held, |c| {
+                c.batch_execute("INSERT INTO t VALUES (1)")?;
+                holding.send(()).unwrap();
+                // Commits once the other writer is seen waiting (or gives up).
+                let until = std::time::Instant::now() + Duration::from_secs(10);
+                while queue.0.writers.waiting.load(Ordering::Acquire) == 0
+                    && std::time::Instant::now() < until
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok::<_, DbError>(queue.0.writers.waiting.load(Ordering::Acquire))
+            })
+        });
+        held_now.recv().unwrap();
+        let mut second = database.connect_one().unwrap();
+        write_transaction(&mut second, |c| {
+            c.batch_execute("INSERT INTO t VALUES (2)")
+                .map_err(DbError::from)
+        })
+        .expect("the second writer waits its turn");
+        let waiting_seen = holder.join().unwrap().unwrap();
+        assert_eq!(waiting_seen, 1, "the second writer queued behind the first");
+    }
 }

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::users;
-use super::{DbConn, DbError, with_backend, write_statement};
+use super::{AnyConnection, DbConn, DbError, with_backend, write_statement};
 
 /// A stored user.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
@@ -110,7 +110,7 @@ pub fn any_exist(conn: &mut DbConn) -> Result<bool, DbError> {
 /// at once would otherwise both count "another site manager remains"; this lock
 /// mode conflicts with itself. SQLite's writers are serialised already.
 pub fn lock_for_role_change(conn: &mut DbConn) -> Result<(), DbError> {
-    if let DbConn::Postgres(c) = conn {
+    if let AnyConnection::Postgres(c) = conn.backend() {
         use diesel::connection::SimpleConnection;
         c.batch_execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")?;
     }

@@ -7,7 +7,6 @@ use auditdesk::auth::Role;
 use auditdesk::auth::users::{self, ChangedBy};
 use auditdesk::db::events;
 
-use crate::both_backends;
 use crate::helpers::{Backend, TestApp, client, csrf_in, location, session_cookie};
 
 const PW: &str = "correct horse battery";
@@ -572,23 +571,6 @@ async fn error_pages_are_readable_and_bad_forms_are_400(backend: Backend) {
     assert_eq!(r.status(), 400);
 }
 
-both_backends!(
-    first_run_creates_the_site_manager_then_setup_is_gone,
-    anonymous_visitors_are_sent_to_login_and_back,
-    open_redirects_land_on_the_default_page,
-    members_get_403_and_roles_are_read_fresh,
-    the_session_id_rotates_at_login,
-    logout_ends_the_session_on_the_server,
-    suspension_ends_sessions_and_blocks_login,
-    forms_without_this_sessions_csrf_token_change_nothing,
-    the_throttle_engages_after_five_failures,
-    unknown_user_and_wrong_password_look_the_same,
-    security_headers_are_on_every_response,
-    logins_and_logouts_are_audited_with_status_codes,
-    idle_and_absolute_timeouts_end_sessions,
-    error_pages_are_readable_and_bad_forms_are_400,
-);
-
 async fn only_site_managers_see_the_users_page(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -615,4 +597,22 @@ async fn only_site_managers_see_the_users_page(backend: Backend) {
     );
 }
 
-both_backends!(only_site_managers_see_the_users_page);
+crate::cases! {
+    both_backends() => [
+        first_run_creates_the_site_manager_then_setup_is_gone,
+        anonymous_visitors_are_sent_to_login_and_back,
+        open_redirects_land_on_the_default_page,
+        members_get_403_and_roles_are_read_fresh,
+        the_session_id_rotates_at_login,
+        logout_ends_the_session_on_the_server,
+        suspension_ends_sessions_and_blocks_login,
+        forms_without_this_sessions_csrf_token_change_nothing,
+        the_throttle_engages_after_five_failures,
+        unknown_user_and_wrong_password_look_the_same,
+        security_headers_are_on_every_response,
+        logins_and_logouts_are_audited_with_status_codes,
+        idle_and_absolute_timeouts_end_sessions,
+        error_pages_are_readable_and_bad_forms_are_400,
+        only_site_managers_see_the_users_page,
+    ];
+}

@@ -7,7 +7,6 @@ use crate::webdriver::Browser;
 
 const PW: &str = "correct horse battery";
 
-#[actix_web::test]
 async fn a_person_sets_up_logs_out_logs_in_and_back_does_not_reveal_the_log() {
     let Some(browser) = Browser::start("the browser login test").await else {
         return;
@@ -52,7 +51,6 @@ async fn a_person_sets_up_logs_out_logs_in_and_back_does_not_reveal_the_log() {
     );
 }
 
-#[actix_web::test]
 async fn a_member_sees_a_readable_forbidden_page() {
     let Some(browser) = Browser::start("the browser forbidden-page test").await else {
         return;
@@ -76,8 +74,6 @@ async fn a_member_sees_a_readable_forbidden_page() {
 /// Writes screenshots of the pages at a laptop and a phone width into the
 /// directory named by AUDITDESK_SCREENSHOTS. A tool for looking, not a check:
 /// `AUDITDESK_SCREENSHOTS=/tmp/shots cargo test --test api screenshots -- --ignored`
-#[actix_web::test]
-#[ignore = "writes screenshots for people to look at; run with --ignored"]
 async fn screenshots() {
     let dir =
         std::env::var("AUDITDESK_SCREENSHOTS").expect("set AUDITDESK_SCREENSHOTS to a directory");
@@ -186,7 +182,6 @@ async fn log_in_as_auditor(browser: &Browser, app: &TestApp) {
     browser.wait_for_url("/manage/audit").await;
 }
 
-#[actix_web::test]
 async fn filters_change_the_url_and_rows_and_survive_reload_back_and_forward() {
     let Some(browser) = Browser::start("the browser filter test").await else {
         return;
@@ -298,7 +293,6 @@ async fn filters_change_the_url_and_rows_and_survive_reload_back_and_forward() {
 /// row, its cells in their order, the hidden characters drawn as markers, and
 /// the exact value offered to copy. Writes the screenshot to
 /// AUDITDESK_SCREENSHOTS (or the system's temporary directory) for a look.
-#[actix_web::test]
 async fn a_hostile_target_is_one_row_with_its_cells_in_order_and_visible_markers() {
     let Some(browser) = Browser::start("the hostile-row browser test").await else {
         return;
@@ -373,4 +367,16 @@ async fn a_hostile_target_is_one_row_with_its_cells_in_order_and_visible_markers
     let path = format!("{dir}/hostile-row.png");
     std::fs::write(&path, browser.screenshot().await).unwrap();
     eprintln!("screenshot of the hostile row: {path}");
+}
+
+crate::cases! {
+    one(Browser) => [
+        a_person_sets_up_logs_out_logs_in_and_back_does_not_reveal_the_log,
+        a_member_sees_a_readable_forbidden_page,
+        filters_change_the_url_and_rows_and_survive_reload_back_and_forward,
+        a_hostile_target_is_one_row_with_its_cells_in_order_and_visible_markers,
+    ];
+    on_request(Browser) => [
+        screenshots,
+    ];
 }

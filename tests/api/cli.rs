@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use auditdesk::db::events;
 
-use crate::both_backends;
 use crate::helpers::{Backend, TestDb};
 
 /// Runs the binary against `db` with `stdin`, and waits for it.
@@ -218,19 +217,17 @@ fn find_by_row_id(conn: &mut auditdesk::db::DbConn, id: i64) -> Option<String> {
         diff: String,
     }
     let q = diesel::sql_query("SELECT diff FROM events WHERE id = $1").bind::<BigInt, _>(id);
-    let rows: Vec<Diff> = match conn {
-        auditdesk::db::DbConn::Sqlite(c) => {
+    let rows: Vec<Diff> = match conn.backend() {
+        auditdesk::db::AnyConnection::Sqlite(c) => {
             diesel::sql_query("SELECT diff FROM events WHERE id = ?")
                 .bind::<BigInt, _>(id)
                 .load(c)
                 .unwrap()
         }
-        auditdesk::db::DbConn::Postgres(c) => q.load(c).unwrap(),
+        auditdesk::db::AnyConnection::Postgres(c) => q.load(c).unwrap(),
     };
     rows.into_iter().next().map(|r| r.diff)
 }
-
-both_backends!(user_commands_manage_accounts_and_are_audited);
 
 async fn token_commands_show_the_secret_once_and_revoke_at_once(backend: Backend) {
     use auditdesk::auth::tokens;
@@ -293,9 +290,6 @@ async fn token_commands_show_the_secret_once_and_revoke_at_once(backend: Backend
     assert_one_line_error(&auditdesk(&db, &["token", "revoke", "999"], ""), "999");
 }
 
-both_backends!(token_commands_show_the_secret_once_and_revoke_at_once);
-
-#[test]
 fn bad_database_urls_give_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let run = |url: &str| {
@@ -422,8 +416,6 @@ async fn serve_answers_health_checks(backend: Backend) {
     }
 }
 
-both_backends!(serve_answers_health_checks);
-
 async fn import_stores_good_lines_names_bad_ones_and_is_idempotent(backend: Backend) {
     let Some(db) = TestDb::new(backend) else {
         return;
@@ -533,7 +525,15 @@ async fn demo_fills_an_instance_once(backend: Backend) {
     assert!(types.len() >= 8, "a varied sample: {types:?}");
 }
 
-both_backends!(
-    import_stores_good_lines_names_bad_ones_and_is_idempotent,
-    demo_fills_an_instance_once
-);
+crate::cases! {
+    both_backends() => [
+        user_commands_manage_accounts_and_are_audited,
+        token_commands_show_the_secret_once_and_revoke_at_once,
+        serve_answers_health_checks,
+        import_stores_good_lines_names_bad_ones_and_is_idempotent,
+        demo_fills_an_instance_once,
+    ];
+    blocking() => [
+        bad_database_urls_give_one_clear_line,
+    ];
+}

@@ -12,7 +12,6 @@ use auditdesk::auth::tokens::{self, Scope};
 use auditdesk::db::events;
 use serde_json::{Value, json};
 
-use crate::both_backends;
 use crate::cli::serve_with;
 use crate::helpers::{Backend, TestDb, client};
 
@@ -182,7 +181,9 @@ async fn stored_events_are_logged_on_stdout_as_coder_json(backend: Backend) {
     );
 }
 
-both_backends!(
-    every_acknowledged_event_survives_a_sigkill,
-    stored_events_are_logged_on_stdout_as_coder_json,
-);
+crate::cases! {
+    both_backends() => [
+        every_acknowledged_event_survives_a_sigkill,
+        stored_events_are_logged_on_stdout_as_coder_json,
+    ];
+}

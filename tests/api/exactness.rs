@@ -13,7 +13,6 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 
-use crate::both_backends;
 use crate::helpers::{Backend, TestApp};
 
 const PW: &str = "correct horse battery";
@@ -673,12 +672,14 @@ async fn a_retry_of_an_event_stored_before_exact_diffs_is_no_conflict(backend: B
     assert_eq!(status, 409);
 }
 
-both_backends!(
-    a_retry_of_an_event_stored_before_exact_diffs_is_no_conflict,
-    random_hostile_events_come_back_exactly_through_api_and_import,
-    null_and_absent_and_every_kind_of_value_stay_as_sent,
-    a_hostile_target_is_stored_shown_and_exported_exactly,
-    nul_is_refused_the_same_on_every_path_and_backend,
-    type_errors_name_the_field_path,
-    the_importer_refuses_a_line_that_is_not_utf8_alone,
-);
+crate::cases! {
+    both_backends() => [
+        a_retry_of_an_event_stored_before_exact_diffs_is_no_conflict,
+        random_hostile_events_come_back_exactly_through_api_and_import,
+        null_and_absent_and_every_kind_of_value_stay_as_sent,
+        a_hostile_target_is_stored_shown_and_exported_exactly,
+        nul_is_refused_the_same_on_every_path_and_backend,
+        type_errors_name_the_field_path,
+        the_importer_refuses_a_line_that_is_not_utf8_alone,
+    ];
+}

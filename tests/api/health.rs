@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::both_backends;
 use crate::helpers::{Backend, TestApp, TestDb};
 
 async fn healthz_and_readyz_answer_200(backend: Backend) {
@@ -19,8 +18,6 @@ async fn healthz_and_readyz_answer_200(backend: Backend) {
     assert_eq!(ready.status(), 200);
     assert_eq!(ready.text().await.unwrap(), "ready\n");
 }
-
-both_backends!(healthz_and_readyz_answer_200);
 
 /// A TCP relay in front of PostgreSQL that can be cut and restored, so the
 /// database can become unreachable without stopping the shared server.
@@ -89,7 +86,6 @@ async fn relay(listener: std::net::TcpListener, target: String, flag: Arc<Atomic
     }
 }
 
-#[actix_web::test]
 async fn readyz_is_503_while_postgres_is_unreachable_and_200_once_it_is_back() {
     let Some(db) = TestDb::new(Backend::Postgres) else {
         return;
@@ -140,4 +136,13 @@ async fn readyz_is_503_while_postgres_is_unreachable_and_200_once_it_is_back() {
     }
     assert_eq!(status, 200, "ready again without a restart");
     drop(db);
+}
+
+crate::cases! {
+    both_backends() => [
+        healthz_and_readyz_answer_200,
+    ];
+    one(Postgres) => [
+        readyz_is_503_while_postgres_is_unreachable_and_200_once_it_is_back,
+    ];
 }

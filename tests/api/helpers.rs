@@ -7,7 +7,7 @@ use std::io::Write;
 use auditdesk::app::Application;
 use auditdesk::audit::{EventInput, NewEvent};
 use auditdesk::config::Config;
-use auditdesk::db::{self, DatabaseUrl, DbConn};
+use auditdesk::db::{self, AnyConnection, DatabaseUrl, DbConn};
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
 
@@ -18,21 +18,158 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs an async test body once per backend, as `NAME::sqlite` and `NAME::postgres`.
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[actix_web::test]
-            async fn sqlite() {
-                super::$name($crate::helpers::Backend::Sqlite).await
-            }
-            #[actix_web::test]
-            async fn postgres() {
-                super::$name($crate::helpers::Backend::Postgres).await
-            }
+/// What a test needs besides this process and an SQLite file. A test whose
+/// needs are missing is reported as ignored, with the reason printed once;
+/// under `CI=true` it runs anyway, and its loud skip fails it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// A PostgreSQL server, named by `AUDITDESK_TEST_POSTGRES_URL`.
+    Postgres,
+    /// chromedriver and Chromium (`AUDITDESK_TEST_CHROMEDRIVER`, `AUDITDESK_TEST_CHROMIUM` or `PATH`).
+    Browser,
+    /// LibreOffice's `soffice`, for the spreadsheet test.
+    LibreOffice,
+}
+
+impl std::fmt::Display for Need {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Need::Postgres => "PostgreSQL",
+            Need::Browser => "a browser",
+            Need::LibreOffice => "LibreOffice",
+        })
+    }
+}
+
+impl Need {
+    pub const ALL: [Need; 3] = [Need::Postgres, Need::Browser, Need::LibreOffice];
+
+    /// Why this need is missing on this machine, or `None` when it is met.
+    pub fn missing(self) -> Option<&'static str> {
+        match self {
+            Need::Postgres => std::env::var_os("AUDITDESK_TEST_POSTGRES_URL")
+                .is_none()
+                .then_some(POSTGRES_MISSING),
+            Need::Browser => crate::webdriver::missing(),
+            Need::LibreOffice => crate::statuses::soffice()
+                .is_none()
+                .then_some(LIBREOFFICE_MISSING),
         }
-    )+};
+    }
+}
+
+const POSTGRES_MISSING: &str =
+    "AUDITDESK_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres)";
+pub const LIBREOFFICE_MISSING: &str =
+    "LibreOffice is not installed (apt-get install libreoffice-calc-nogui)";
+
+/// One test of this binary, run by the harness in `main.rs`.
+pub struct Case {
+    /// `module::test` (and `::sqlite` or `::postgres`), as the standard harness named it.
+    pub name: String,
+    pub needs: Vec<Need>,
+    /// Run only when asked (`-- --ignored`), like `#[ignore]`.
+    pub on_request: bool,
+    pub run: Box<dyn FnOnce() + Send>,
+}
+
+impl Case {
+    /// An async test, run on an actix system of its own as `#[actix_web::test]` did.
+    pub fn asynchronous<F>(
+        module: &str,
+        name: &str,
+        needs: &[Need],
+        test: impl FnOnce() -> F + Send + 'static,
+    ) -> Self
+    where
+        F: std::future::Future<Output = ()> + 'static,
+    {
+        Self::blocking(module, name, needs, move || {
+            actix_web::rt::System::new().block_on(test())
+        })
+    }
+
+    /// A test that blocks its thread.
+    pub fn blocking(
+        module: &str,
+        name: &str,
+        needs: &[Need],
+        test: impl FnOnce() + Send + 'static,
+    ) -> Self {
+        // `api::audit_page` → `audit_page`: the names the standard harness gave.
+        let module = module.split_once("::").map_or(module, |(_, m)| m);
+        Self {
+            name: format!("{module}::{name}"),
+            needs: needs.to_vec(),
+            on_request: false,
+            run: Box::new(test),
+        }
+    }
+}
+
+/// Lists a test module's tests for the harness, as `pub fn cases()`. A test
+/// function left out of the list is dead code, which the build refuses.
+///
+/// ```ignore
+/// crate::cases! {
+///     both_backends() => [a, b];         // async fn a(backend: Backend), as `a::sqlite`, `a::postgres`
+///     both_backends(LibreOffice) => [c];
+///     one(Postgres) => [d];              // async fn d()
+///     blocking() => [e];                 // fn e()
+///     on_request(Browser) => [f];        // async fn f(), only with `-- --ignored`
+/// }
+/// ```
+#[macro_export]
+macro_rules! cases {
+    ($($kind:ident $needs:tt => [$($name:ident),* $(,)?]);* $(;)?) => {
+        /// This module's tests, for the harness in `main.rs`.
+        #[allow(clippy::vec_init_then_push)]
+        pub fn cases() -> Vec<$crate::helpers::Case> {
+            let mut cases = Vec::new();
+            $($($crate::cases!(@$kind cases $needs $name);)*)*
+            cases
+        }
+    };
+    (@both_backends $cases:ident ($($need:ident),*) $name:ident) => {
+        $cases.push($crate::helpers::Case::asynchronous(
+            module_path!(),
+            concat!(stringify!($name), "::sqlite"),
+            &[$($crate::helpers::Need::$need),*],
+            || $name($crate::helpers::Backend::Sqlite),
+        ));
+        $cases.push($crate::helpers::Case::asynchronous(
+            module_path!(),
+            concat!(stringify!($name), "::postgres"),
+            &[$crate::helpers::Need::Postgres, $($crate::helpers::Need::$need),*],
+            || $name($crate::helpers::Backend::Postgres),
+        ));
+    };
+    (@one $cases:ident ($($need:ident),*) $name:ident) => {
+        $cases.push($crate::helpers::Case::asynchronous(
+            module_path!(),
+            stringify!($name),
+            &[$($crate::helpers::Need::$need),*],
+            $name,
+        ));
+    };
+    (@blocking $cases:ident ($($need:ident),*) $name:ident) => {
+        $cases.push($crate::helpers::Case::blocking(
+            module_path!(),
+            stringify!($name),
+            &[$($crate::helpers::Need::$need),*],
+            $name,
+        ));
+    };
+    (@on_request $cases:ident ($($need:ident),*) $name:ident) => {
+        let mut case = $crate::helpers::Case::asynchronous(
+            module_path!(),
+            stringify!($name),
+            &[$($crate::helpers::Need::$need),*],
+            $name,
+        );
+        case.on_request = true;
+        $cases.push(case);
+    };
 }
 
 /// Says loudly that a test did not run; under `CI=true` a missing service fails.
@@ -66,10 +203,7 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let Ok(admin_url) = std::env::var("AUDITDESK_TEST_POSTGRES_URL") else {
-                    skip(
-                        "a PostgreSQL test",
-                        "AUDITDESK_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres)",
-                    );
+                    skip("a PostgreSQL test", POSTGRES_MISSING);
                     return None;
                 };
                 let name = format!("auditdesk_test_{}", uuid::Uuid::new_v4().simple());
@@ -248,7 +382,8 @@ impl TestApp {
                     #[diesel(sql_type = diesel::sql_types::BigInt)]
                     n: i64,
                 }
-                let DbConn::Postgres(c) = &mut self.conn() else {
+                let mut conn = self.conn();
+                let AnyConnection::Postgres(c) = conn.backend() else {
                     unreachable!()
                 };
                 let tables = [

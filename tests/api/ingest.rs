@@ -6,7 +6,6 @@ use auditdesk::auth::tokens::{self, Scope};
 use auditdesk::db::events;
 use serde_json::{Value, json};
 
-use crate::both_backends;
 use crate::helpers::{Backend, TestApp, strings};
 
 impl TestApp {
@@ -504,7 +503,6 @@ async fn the_same_new_events_sent_at_once_in_any_order_are_stored_once(backend: 
 /// On SQLite the event writer writes waiting requests in one transaction. When
 /// one of them fails in the database (here a trigger refuses it), that request
 /// alone gets the error; the others are stored.
-#[actix_web::test]
 async fn one_failing_request_in_a_group_fails_alone() {
     use diesel::connection::SimpleConnection;
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
@@ -566,7 +564,6 @@ async fn one_failing_request_in_a_group_fails_alone() {
 /// On SQLite a request that cannot get the write lock in 15 s (another process
 /// holds it) is a 503 that says nothing was written and to try again: the
 /// database is busy, not broken. Once the lock is free the same request is stored.
-#[actix_web::test]
 async fn a_write_lock_held_elsewhere_is_a_503_to_retry() {
     use diesel::connection::SimpleConnection;
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
@@ -594,7 +591,6 @@ async fn a_write_lock_held_elsewhere_is_a_503_to_retry() {
 /// ingest has been quiet for a few seconds the event writer copies it back and
 /// cuts it to nothing. A reader still holding the WAL makes it give up (and try
 /// again after the next write) instead of holding up the next request.
-#[actix_web::test]
 async fn the_wal_is_emptied_when_ingest_goes_quiet() {
     use diesel::connection::SimpleConnection;
     use std::time::{Duration, Instant};
@@ -659,15 +655,22 @@ async fn the_wal_is_emptied_when_ingest_goes_quiet() {
     );
 }
 
-both_backends!(
-    events_go_in_and_come_back_out_in_the_interchange_format,
-    missing_id_and_time_are_assigned_on_arrival,
-    a_batch_with_one_bad_event_stores_nothing,
-    replays_are_no_ops_and_changed_content_is_a_conflict,
-    secrets_never_reach_the_database,
-    wrong_credentials_get_401_or_403_as_problems,
-    oversized_requests_get_413,
-    bad_read_filters_are_400_naming_the_parameter,
-    concurrent_requests_stand_or_fall_alone,
-    the_same_new_events_sent_at_once_in_any_order_are_stored_once,
-);
+crate::cases! {
+    both_backends() => [
+        events_go_in_and_come_back_out_in_the_interchange_format,
+        missing_id_and_time_are_assigned_on_arrival,
+        a_batch_with_one_bad_event_stores_nothing,
+        replays_are_no_ops_and_changed_content_is_a_conflict,
+        secrets_never_reach_the_database,
+        wrong_credentials_get_401_or_403_as_problems,
+        oversized_requests_get_413,
+        bad_read_filters_are_400_naming_the_parameter,
+        concurrent_requests_stand_or_fall_alone,
+        the_same_new_events_sent_at_once_in_any_order_are_stored_once,
+    ];
+    one() => [
+        one_failing_request_in_a_group_fails_alone,
+        a_write_lock_held_elsewhere_is_a_503_to_retry,
+        the_wal_is_emptied_when_ingest_goes_quiet,
+    ];
+}

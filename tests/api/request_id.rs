@@ -3,7 +3,6 @@
 
 /// Every response names its request; problem+json and the log lines carry the
 /// same id; an id a proxy gave is kept when it is a plain token.
-#[actix_web::test]
 async fn every_request_has_an_id_in_its_answer_and_its_log_lines() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, port, log) =
@@ -42,4 +41,10 @@ async fn every_request_has_an_id_in_its_answer_and_its_log_lines() {
         let answered = r.headers()["x-request-id"].to_str().unwrap().to_owned();
         assert_eq!(answered == given, kept, "{given:?} -> {answered:?}");
     }
+}
+
+crate::cases! {
+    one() => [
+        every_request_has_an_id_in_its_answer_and_its_log_lines,
+    ];
 }

@@ -3,11 +3,10 @@
 
 use auditdesk::audit::{NewEvent, store};
 use auditdesk::db::events::{self, OnConflict};
-use auditdesk::db::{self, DbConn, sessions, settings, tokens, users};
+use auditdesk::db::{self, AnyConnection, DbConn, sessions, settings, tokens, users};
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 
-use crate::both_backends;
 use crate::helpers::{Backend, TestDb, new_event};
 
 fn migrated(backend: Backend) -> Option<(TestDb, DbConn)> {
@@ -333,14 +332,13 @@ async fn dropdown_tables_count_events_per_value(backend: Backend) {
 /// own transaction checks for deadlocks only after 60 s, so the batch's
 /// transaction (1 s, the default) is the one aborted. (`SET deadlock_timeout`
 /// needs a superuser, as the test databases are made by one.)
-#[test]
 fn a_batch_aborted_by_a_deadlock_is_written_again() {
     use std::time::{Duration, Instant};
     let Some((db, mut holder)) = migrated(Backend::Postgres) else {
         return;
     };
     let deadlocks = |conn: &mut DbConn| -> i64 {
-        let DbConn::Postgres(c) = conn else {
+        let AnyConnection::Postgres(c) = conn.backend() else {
             unreachable!("a PostgreSQL test")
         };
         use diesel::RunQueryDsl;
@@ -353,7 +351,7 @@ fn a_batch_aborted_by_a_deadlock_is_written_again() {
     // Whether some transaction waits for transaction `xid` (as an insert of a
     // key that `xid` has inserted and not committed does).
     let waits_for = |conn: &mut DbConn, xid: &str| -> bool {
-        let DbConn::Postgres(c) = conn else {
+        let AnyConnection::Postgres(c) = conn.backend() else {
             unreachable!("a PostgreSQL test")
         };
         use diesel::RunQueryDsl;
@@ -376,7 +374,7 @@ fn a_batch_aborted_by_a_deadlock_is_written_again() {
     let batch_writer = db::write_transaction(&mut holder, |holder| {
         store::store_batch(holder, std::slice::from_ref(&x), OnConflict::RefuseBatch)?;
         let xid: String = {
-            let DbConn::Postgres(c) = &mut *holder else {
+            let AnyConnection::Postgres(c) = holder.backend() else {
                 unreachable!("a PostgreSQL test")
             };
             use diesel::RunQueryDsl;
@@ -449,13 +447,18 @@ async fn the_bulk_load_index_list_is_the_migrated_one(backend: Backend) {
     );
 }
 
-both_backends!(
-    the_bulk_load_index_list_is_the_migrated_one,
-    migrations_go_up_all_the_way_down_and_up_again,
-    every_table_stores_a_row_and_reads_it_back_unchanged,
-    the_database_refuses_to_update_or_delete_events,
-    a_replayed_batch_stores_nothing_new_and_keeps_counts,
-    a_changed_event_under_a_stored_id_is_a_conflict,
-    the_same_id_twice_in_one_batch_is_stored_once,
-    dropdown_tables_count_events_per_value,
-);
+crate::cases! {
+    both_backends() => [
+        the_bulk_load_index_list_is_the_migrated_one,
+        migrations_go_up_all_the_way_down_and_up_again,
+        every_table_stores_a_row_and_reads_it_back_unchanged,
+        the_database_refuses_to_update_or_delete_events,
+        a_replayed_batch_stores_nothing_new_and_keeps_counts,
+        a_changed_event_under_a_stored_id_is_a_conflict,
+        the_same_id_twice_in_one_batch_is_stored_once,
+        dropdown_tables_count_events_per_value,
+    ];
+    blocking(Postgres) => [
+        a_batch_aborted_by_a_deadlock_is_written_again,
+    ];
+}

@@ -8,7 +8,6 @@ use auditdesk::auth::Role;
 use auditdesk::auth::users;
 use serde_json::json;
 
-use crate::both_backends;
 use crate::helpers::{Backend, TestApp, location};
 
 const PW: &str = "correct horse battery staple";
@@ -436,12 +435,14 @@ async fn only_site_managers_change_users_and_only_with_the_csrf_token(backend: B
     assert_eq!(user_changes(&app), 0, "no change was recorded");
 }
 
-both_backends!(
-    a_site_manager_adds_a_user_and_the_creation_is_audited,
-    bad_new_users_are_refused_with_the_reason_and_nothing_is_stored,
-    role_changes_are_audited_and_the_last_site_manager_stays,
-    suspension_and_password_resets_are_audited_and_take_effect,
-    api_tokens_are_shown_once_work_and_stop_when_revoked,
-    a_manager_who_resets_their_own_password_is_logged_out_too,
-    only_site_managers_change_users_and_only_with_the_csrf_token,
-);
+crate::cases! {
+    both_backends() => [
+        a_site_manager_adds_a_user_and_the_creation_is_audited,
+        bad_new_users_are_refused_with_the_reason_and_nothing_is_stored,
+        role_changes_are_audited_and_the_last_site_manager_stays,
+        suspension_and_password_resets_are_audited_and_take_effect,
+        api_tokens_are_shown_once_work_and_stop_when_revoked,
+        a_manager_who_resets_their_own_password_is_logged_out_too,
+        only_site_managers_change_users_and_only_with_the_csrf_token,
+    ];
+}

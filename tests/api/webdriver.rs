@@ -25,8 +25,34 @@ impl Drop for Driver {
     }
 }
 
+fn chromedriver() -> Option<String> {
+    find("AUDITDESK_TEST_CHROMEDRIVER", &["chromedriver"])
+}
+
+fn chromium() -> Option<String> {
+    find(
+        "AUDITDESK_TEST_CHROMIUM",
+        &["chromium", "chromium-browser", "google-chrome"],
+    )
+}
+
+/// Why the browser tests cannot run on this machine, or `None` when they can.
+pub fn missing() -> Option<&'static str> {
+    if chromedriver().is_none() {
+        return Some("chromedriver is not installed (apt-get install chromium chromium-driver)");
+    }
+    if chromium().is_none() {
+        return Some("chromium is not installed (apt-get install chromium chromium-driver)");
+    }
+    None
+}
+
+/// A program named by `env`, or found on `PATH` under one of `names`. A
+/// variable that is set but empty counts as not set.
 fn find(env: &str, names: &[&str]) -> Option<String> {
-    if let Ok(p) = std::env::var(env) {
+    if let Ok(p) = std::env::var(env)
+        && !p.is_empty()
+    {
         return Some(p);
     }
     let path = std::env::var_os("PATH")?;
@@ -45,22 +71,12 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium, or skips loudly when missing.
     pub async fn start(what: &str) -> Option<Browser> {
-        let Some(chromedriver) = find("AUDITDESK_TEST_CHROMEDRIVER", &["chromedriver"]) else {
-            skip(
-                what,
-                "chromedriver is not installed (apt-get install chromium chromium-driver)",
-            );
+        if let Some(why) = missing() {
+            skip(what, why);
             return None;
-        };
-        let Some(chromium) = find(
-            "AUDITDESK_TEST_CHROMIUM",
-            &["chromium", "chromium-browser", "google-chrome"],
-        ) else {
-            skip(
-                what,
-                "chromium is not installed (apt-get install chromium chromium-driver)",
-            );
-            return None;
+        }
+        let (Some(chromedriver), Some(chromium)) = (chromedriver(), chromium()) else {
+            unreachable!("missing() checked both")
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
