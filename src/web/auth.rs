@@ -9,13 +9,13 @@ use chrono::Utc;
 use futures_util::TryFutureExt;
 use serde::Deserialize;
 
-use super::AppState;
 use super::forms;
 use super::session::TypedSession;
 use super::views::{LoginPage, Nav, SetupPage, html, see_other, sentence};
+use super::{Account, AppState};
 use crate::audit::Actor;
 use crate::auth::login::{self, LoginAttempt, LoginOutcome};
-use crate::auth::users::{self, ChangedBy, NewUser, User, UserError};
+use crate::auth::users::{self, ChangedBy, User, UserError};
 use crate::auth::{Role, Secret, password};
 use crate::error::AppError;
 use crate::ids::UserId;
@@ -507,7 +507,6 @@ async fn setup_submit(
     if !errors.is_empty() {
         return again(errors);
     }
-    let hash = state.hash_password(form.password.clone()).await?;
     let by = ChangedBy {
         actor: Actor {
             username: username.clone(),
@@ -516,20 +515,14 @@ async fn setup_submit(
         ip: client_ip(&req),
         user_agent: user_agent(&req),
     };
-    let (u, e) = (username.clone(), form.email.clone());
+    let account = Account {
+        username: username.clone(),
+        email: form.email.clone(),
+        role: Role::SiteManager,
+        password: form.password.clone(),
+    };
     let created = state
-        .db(move |conn| {
-            Ok::<_, AppError>(users::create_first(
-                conn,
-                &NewUser {
-                    username: &u,
-                    email: &e,
-                    role: Role::SiteManager,
-                    password_hash: &hash,
-                },
-                &by,
-            ))
-        })
+        .create_account(account, by, users::create_first)
         .await?;
     match created {
         Ok(user) => {

@@ -21,7 +21,8 @@ use actix_web::{HttpRequest, web};
 use tokio::sync::Semaphore;
 
 use crate::audit::query::PageCache;
-use crate::auth::Secret;
+use crate::auth::users::{ChangedBy, NewUser, User, UserError};
+use crate::auth::{Role, Secret};
 use crate::config::Config;
 use crate::db::event_writer::EventWriter;
 use crate::db::{DbConn, DbError, Pool};
@@ -99,6 +100,36 @@ impl AppState {
             .await
             .map_err(|e| AppError::Internal(format!("hashing: {e}")))
     }
+
+    /// Hashes the new account's password, then stores the account with
+    /// `create` ([`crate::auth::users::create`], or `create_first` at setup). The
+    /// outer error is the server's; the inner one is the refusal to show.
+    pub async fn create_account(
+        &self,
+        account: Account,
+        by: ChangedBy,
+        create: fn(&mut DbConn, &NewUser<'_>, &ChangedBy) -> Result<User, UserError>,
+    ) -> Result<Result<User, UserError>, AppError> {
+        let password_hash = self.hash_password(account.password).await?;
+        self.db(move |conn| {
+            let new = NewUser {
+                username: &account.username,
+                email: &account.email,
+                role: account.role,
+                password_hash: &password_hash,
+            };
+            Ok::<_, AppError>(create(conn, &new, &by))
+        })
+        .await
+    }
+}
+
+/// A new account as a form gave it, before its password is hashed.
+pub struct Account {
+    pub username: String,
+    pub email: String,
+    pub role: Role,
+    pub password: Secret,
 }
 
 /// Registers every area's routes, and turns malformed forms and query strings

@@ -7,14 +7,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::AppState;
 use super::auth::{SignedIn, SiteManager};
 use super::forms;
 use super::shown::Shown;
 use super::views::{Nav, html, see_other, sentence};
+use super::{Account, AppState};
 use crate::auth::password::check_new_password;
 use crate::auth::tokens::{self, Scope, TokenError};
-use crate::auth::users::{self, NewUser, UserError};
+use crate::auth::users::{self, User, UserError};
 use crate::auth::{Role, Secret};
 use crate::error::AppError;
 use crate::ids::TokenId;
@@ -86,6 +86,32 @@ fn when(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M").to_string()
 }
 
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            username: u.username,
+            email: Shown::new(u.email),
+            role: u.role.as_str(),
+            suspended: u.suspended,
+            last_login: u.last_login_at.map_or_else(|| "never".to_owned(), when),
+        }
+    }
+}
+
+impl From<tokens::Token> for TokenView {
+    fn from(t: tokens::Token) -> Self {
+        Self {
+            id: t.id,
+            name: Shown::new(t.name),
+            scope: t.scope.as_str(),
+            created_by: Shown::new(t.created_by),
+            created: when(t.created_at),
+            last_used: t.last_used_at.map_or_else(|| "never".to_owned(), when),
+            revoked: t.revoked_at.map(when),
+        }
+    }
+}
+
 async fn render(
     manager: &SignedIn,
     state: &AppState,
@@ -101,28 +127,8 @@ async fn render(
             nav: Some(manager.nav()?),
             active: "users",
             csrf_token: manager.session.csrf_token()?,
-            users: user_list
-                .into_iter()
-                .map(|u| UserView {
-                    username: u.username,
-                    email: Shown::new(u.email),
-                    role: u.role.as_str(),
-                    suspended: u.suspended,
-                    last_login: u.last_login_at.map_or_else(|| "never".to_owned(), when),
-                })
-                .collect(),
-            tokens: token_list
-                .into_iter()
-                .map(|t| TokenView {
-                    id: t.id,
-                    name: Shown::new(t.name),
-                    scope: t.scope.as_str(),
-                    created_by: Shown::new(t.created_by),
-                    created: when(t.created_at),
-                    last_used: t.last_used_at.map_or_else(|| "never".to_owned(), when),
-                    revoked: t.revoked_at.map(when),
-                })
-                .collect(),
+            users: user_list.into_iter().map(UserView::from).collect(),
+            tokens: token_list.into_iter().map(TokenView::from).collect(),
             roles: Role::ALL.iter().map(|r| (r.as_str(), r.label())).collect(),
             flash: extras.flash,
             error: extras.error,
@@ -225,24 +231,16 @@ async fn add_user(
     if let Err(e) = users::check_new_user(&username, &form.email, form.password.expose()) {
         return refused(m, &state, e, extras()).await;
     }
-    let hash = state.hash_password(form.password.clone()).await?;
-    let by = m.changed_by(&req);
-    let (u, e) = (username.clone(), form.email.clone());
-    let created = state
-        .db(move |conn| {
-            Ok::<_, AppError>(users::create(
-                conn,
-                &NewUser {
-                    username: &u,
-                    email: &e,
-                    role,
-                    password_hash: &hash,
-                },
-                &by,
-            ))
-        })
-        .await?;
-    match created {
+    let account = Account {
+        username,
+        email: form.email.clone(),
+        role,
+        password: form.password.clone(),
+    };
+    match state
+        .create_account(account, m.changed_by(&req), users::create)
+        .await?
+    {
         Ok(user) => done(
             m,
             format!(
