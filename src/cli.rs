@@ -1,5 +1,6 @@
 //! The `auditdesk` command line (CONTRACT.md, "The binary").
 
+use crate::audit::filter::{Param, RawQuery};
 use crate::audit::visible::escaped;
 use crate::config::defaults;
 use crate::ids::TokenId;
@@ -82,35 +83,51 @@ pub struct ExportArgs {
     /// csv, ndjson or coder-json.
     #[arg(long, default_value = "csv")]
     pub format: String,
-    #[arg(long)]
-    pub resource_type: Option<String>,
-    #[arg(long)]
-    pub action: Option<String>,
-    #[arg(long)]
-    pub resource_target: Option<String>,
-    /// Username of the actor.
-    #[arg(long)]
-    pub user: Option<String>,
-    #[arg(long)]
-    pub resource_id: Option<String>,
-    #[arg(long)]
-    pub request_id: Option<String>,
-    /// success or failure.
-    #[arg(long)]
-    pub status: Option<String>,
-    /// Inclusive: a date (2026-03-01, UTC) or an RFC 3339 time.
-    #[arg(long)]
-    pub from: Option<String>,
-    /// Exclusive: a date (2026-03-01, UTC) or an RFC 3339 time.
-    #[arg(long)]
-    pub to: Option<String>,
-    /// Free text, matched against target, user, resource id and diff.
-    #[arg(long)]
-    pub q: Option<String>,
+    #[command(flatten)]
+    pub filters: FilterFlags,
     /// Start a CSV without the UTF-8 byte-order mark that spreadsheets need to
     /// read it as UTF-8 (for tools that dislike it; JSON formats never have one).
     #[arg(long)]
     pub no_bom: bool,
+}
+
+/// The page's filters as `export`'s flags, one `--flag` per [`Param::FILTERS`]
+/// (`--resource-type`, ...), so that a new filter is a new flag.
+#[derive(Debug, Clone, Default)]
+pub struct FilterFlags(pub RawQuery);
+
+impl clap::FromArgMatches for FilterFlags {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = Self::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for param in Param::FILTERS {
+            if let Some(value) = matches.get_one::<String>(param.name()) {
+                self.0.set(param, value.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl clap::Args for FilterFlags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        Param::FILTERS.into_iter().fold(cmd, |cmd, param| {
+            cmd.arg(
+                clap::Arg::new(param.name())
+                    .long(param.flag())
+                    .value_name("VALUE")
+                    .help(param.help()),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 /// `token` subcommands.
@@ -320,31 +337,20 @@ fn token_command(conn: &mut DbConn, cmd: TokenCommand) -> Result<(), CliError> {
 
 fn export_command(conn: &mut DbConn, args: ExportArgs) -> Result<(), CliError> {
     use crate::audit::export::{Format, export, record_export};
-    use crate::audit::filter::{AuditQuery, RawQuery, encode_query};
+    use crate::audit::filter::{AuditQuery, Param, encode_query};
     use std::io::Write;
     let format: Format = args
         .format
         .parse()
         .map_err(|e| CliError(format!("--format: {e}")))?;
-    let raw = RawQuery {
-        resource_type: args.resource_type,
-        action: args.action,
-        resource_target: args.resource_target,
-        user: args.user,
-        resource_id: args.resource_id,
-        request_id: args.request_id,
-        status: args.status,
-        from: args.from,
-        to: args.to,
-        q: args.q,
-        limit: None,
-        cursor: None,
-    };
-    let query = AuditQuery::parse(&raw).map_err(|errors| {
+    let query = AuditQuery::parse(&args.filters.0).map_err(|errors| {
         CliError(
             errors
                 .iter()
-                .map(|e| format!("--{}: {}", e.param.replace('_', "-"), e.message))
+                .map(|e| match Param::from_name(e.param) {
+                    Some(p) => format!("--{}: {}", p.flag(), e.message),
+                    None => e.to_string(),
+                })
                 .collect::<Vec<_>>()
                 .join("; "),
         )

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use super::Event;
 use super::event::format_time;
-use super::filter::{AuditQuery, Cursor, Direction, Filter, QueryParams};
+use super::filter::{AuditQuery, Cursor, Direction, Filter, Param, QueryParams};
 use super::query::fetch_page;
 use super::store::LoadError;
 use super::visible::{escaped, value_text};
@@ -124,8 +124,8 @@ impl ExportRequest {
         if asked && format.is_some_and(|f| f != Format::Csv) {
             problems.push("bom: only a CSV export starts with a byte-order mark".into());
         }
-        for (param, given) in [("limit", &params.raw.limit), ("cursor", &params.raw.cursor)] {
-            if given.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+        for param in [Param::Limit, Param::Cursor] {
+            if params.raw.get(param).is_some_and(|v| !v.trim().is_empty()) {
                 problems.push(format!(
                     "{param}: an export holds every matching event; remove {param} from the address"
                 ));

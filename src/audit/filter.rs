@@ -8,6 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::Action;
 use super::event::parse_time;
+pub use super::param::Param;
 
 /// Rows per page when none is asked for.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -23,18 +24,19 @@ const MAX_VALUE_BYTES: usize = 1024;
 /// rather than ignoring them, or by the CLI from its flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawQuery {
-    pub resource_type: Option<String>,
-    pub action: Option<String>,
-    pub resource_target: Option<String>,
-    pub user: Option<String>,
-    pub resource_id: Option<String>,
-    pub request_id: Option<String>,
-    pub status: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub q: Option<String>,
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
+    values: Box<[Option<String>; Param::ALL.len()]>,
+}
+
+impl RawQuery {
+    /// The value given for `param`, if any.
+    pub fn get(&self, param: Param) -> Option<&str> {
+        self.values[param as usize].as_deref()
+    }
+
+    /// Sets the value of `param`.
+    pub fn set(&mut self, param: Param, value: String) {
+        self.values[param as usize] = Some(value);
+    }
 }
 
 /// A query string taken apart: the filters, the caller's own parameters (an
@@ -51,22 +53,6 @@ pub struct QueryParams {
     pub unknown: Vec<String>,
 }
 
-/// The filter parameters' names, as the query string spells them.
-pub const FILTER_PARAMS: [&str; 12] = [
-    "resource_type",
-    "action",
-    "resource_target",
-    "user",
-    "resource_id",
-    "request_id",
-    "status",
-    "from",
-    "to",
-    "q",
-    "limit",
-    "cursor",
-];
-
 /// Decodes one `application/x-www-form-urlencoded` name or value: `+` is a
 /// space, `%XX` a byte; `None` when the bytes are not UTF-8 (never replaced).
 fn form_decode(part: &str) -> Option<String> {
@@ -81,16 +67,12 @@ impl QueryParams {
     /// Parses a query string that may carry the filters and the names in
     /// `extra`. Never fails: every problem is reported in `errors` or `unknown`.
     pub fn parse(query_string: &str, extra: &[&'static str]) -> Self {
-        Self::parse_taking(query_string, &FILTER_PARAMS, extra)
+        Self::parse_taking(query_string, &Param::ALL, extra)
     }
 
-    /// As [`QueryParams::parse`], taking only the filters in `filters` (a
-    /// subset of [`FILTER_PARAMS`]); any other name is unknown.
-    pub fn parse_taking(
-        query_string: &str,
-        filters: &[&'static str],
-        extra: &[&'static str],
-    ) -> Self {
+    /// As [`QueryParams::parse`], taking only the filters in `filters`; any
+    /// other name is unknown.
+    pub fn parse_taking(query_string: &str, filters: &[Param], extra: &[&'static str]) -> Self {
         let mut out = QueryParams::default();
         let mut seen: Vec<&'static str> = Vec::new();
         for pair in query_string.split('&').filter(|p| !p.is_empty()) {
@@ -102,7 +84,12 @@ impl QueryParams {
                     )));
                 continue;
             };
-            let Some(known) = filters.iter().chain(extra).copied().find(|k| *k == name) else {
+            let Some(known) = filters
+                .iter()
+                .map(|p| p.name())
+                .chain(extra.iter().copied())
+                .find(|k| *k == name)
+            else {
                 out.unknown.push(super::visible::escaped(&name));
                 continue;
             };
@@ -123,10 +110,9 @@ impl QueryParams {
                 });
                 continue;
             };
-            if extra.contains(&known) {
-                out.extra.push((known, value));
-            } else {
-                out.raw.set(known, value);
+            match Param::from_name(known) {
+                Some(param) if filters.contains(&param) => out.raw.set(param, value),
+                _ => out.extra.push((known, value)),
             }
         }
         out
@@ -152,28 +138,6 @@ impl QueryParams {
             .iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.as_str())
-    }
-}
-
-impl RawQuery {
-    /// Sets the parameter `name` (one of [`FILTER_PARAMS`]).
-    fn set(&mut self, name: &str, value: String) {
-        let slot = match name {
-            "resource_type" => &mut self.resource_type,
-            "action" => &mut self.action,
-            "resource_target" => &mut self.resource_target,
-            "user" => &mut self.user,
-            "resource_id" => &mut self.resource_id,
-            "request_id" => &mut self.request_id,
-            "status" => &mut self.status,
-            "from" => &mut self.from,
-            "to" => &mut self.to,
-            "q" => &mut self.q,
-            "limit" => &mut self.limit,
-            "cursor" => &mut self.cursor,
-            other => unreachable!("{other} is not in FILTER_PARAMS"),
-        };
-        *slot = Some(value);
     }
 }
 
@@ -378,36 +342,36 @@ impl AuditQuery {
     /// reported at once, each under its parameter's name.
     pub fn parse(raw: &RawQuery) -> Result<AuditQuery, Vec<ParamError>> {
         let mut errors = Vec::new();
-        let mut value = |param: &'static str, value: &Option<String>, exact: bool| {
-            let checked = if exact {
-                exact_value(param, value.as_deref())
+        let mut value = |param: Param| {
+            let given = raw.get(param);
+            let checked = if param.is_exact() {
+                exact_value(param.name(), given)
             } else {
-                text_value(param, value.as_deref())
+                text_value(param.name(), given)
             };
             checked.unwrap_or_else(|e| {
                 errors.push(e);
                 None
             })
         };
-        let resource_type = value("resource_type", &raw.resource_type, true);
-        let resource_target = value("resource_target", &raw.resource_target, true);
-        let user = value("user", &raw.user, true);
-        let resource_id = value("resource_id", &raw.resource_id, true);
-        let request_id = value("request_id", &raw.request_id, true);
-        let q = value("q", &raw.q, false);
-        let mut text = |param: &'static str, raw: &Option<String>| value(param, raw, false);
-        let action_text = text("action", &raw.action);
-        let status_text = text("status", &raw.status);
-        let from_text = text("from", &raw.from);
-        let to_text = text("to", &raw.to);
-        let limit_text = text("limit", &raw.limit);
-        let cursor_text = text("cursor", &raw.cursor);
+        let resource_type = value(Param::ResourceType);
+        let resource_target = value(Param::ResourceTarget);
+        let user = value(Param::User);
+        let resource_id = value(Param::ResourceId);
+        let request_id = value(Param::RequestId);
+        let q = value(Param::Q);
+        let action_text = value(Param::Action);
+        let status_text = value(Param::Status);
+        let from_text = value(Param::From);
+        let to_text = value(Param::To);
+        let limit_text = value(Param::Limit);
+        let cursor_text = value(Param::Cursor);
 
         let action = action_text.and_then(|a| match a.parse::<Action>() {
             Ok(a) => Some(a),
             Err(e) => {
                 errors.push(ParamError {
-                    param: "action",
+                    param: Param::Action.name(),
                     message: e.to_string(),
                 });
                 None
@@ -418,7 +382,7 @@ impl AuditQuery {
             "failure" => Some(Outcome::Failure),
             other => {
                 errors.push(ParamError {
-                    param: "status",
+                    param: Param::Status.name(),
                     message: format!("'{other}' is not a status (expected success or failure)"),
                 });
                 None
@@ -439,7 +403,7 @@ impl AuditQuery {
             && t <= f
         {
             errors.push(ParamError {
-                param: "to",
+                param: Param::To.name(),
                 message: "must be after from (from is inclusive, to is exclusive)".into(),
             });
         }
@@ -449,7 +413,7 @@ impl AuditQuery {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
                 _ => {
                     errors.push(ParamError {
-                        param: "limit",
+                        param: Param::Limit.name(),
                         message: format!("'{l}' is not a page size from 1 to {MAX_LIMIT}"),
                     });
                     DEFAULT_LIMIT
@@ -460,7 +424,7 @@ impl AuditQuery {
             Some(c) => Some(c),
             None => {
                 errors.push(ParamError {
-                    param: "cursor",
+                    param: Param::Cursor.name(),
                     message:
                         "is not a cursor from a page of this log (follow the Older/Newer links)"
                             .into(),
@@ -494,23 +458,23 @@ impl AuditQuery {
     pub fn filter_pairs(&self) -> Vec<(&'static str, String)> {
         let f = &self.filter;
         let mut pairs = Vec::new();
-        let mut push = |k: &'static str, v: Option<String>| {
+        let mut push = |p: Param, v: Option<String>| {
             if let Some(v) = v {
-                pairs.push((k, v));
+                pairs.push((p.name(), v));
             }
         };
-        push("resource_type", f.resource_type.clone());
-        push("action", f.action.map(|a| a.as_str().to_owned()));
-        push("resource_target", f.resource_target.clone());
-        push("user", f.user.clone());
-        push("resource_id", f.resource_id.clone());
-        push("request_id", f.request_id.clone());
-        push("status", f.status.map(|s| s.as_str().to_owned()));
-        push("from", f.from.map(format_bound));
-        push("to", f.to.map(format_bound));
-        push("q", f.q.clone());
+        push(Param::ResourceType, f.resource_type.clone());
+        push(Param::Action, f.action.map(|a| a.as_str().to_owned()));
+        push(Param::ResourceTarget, f.resource_target.clone());
+        push(Param::User, f.user.clone());
+        push(Param::ResourceId, f.resource_id.clone());
+        push(Param::RequestId, f.request_id.clone());
+        push(Param::Status, f.status.map(|s| s.as_str().to_owned()));
+        push(Param::From, f.from.map(format_bound));
+        push(Param::To, f.to.map(format_bound));
+        push(Param::Q, f.q.clone());
         if self.limit != DEFAULT_LIMIT {
-            pairs.push(("limit", self.limit.to_string()));
+            push(Param::Limit, Some(self.limit.to_string()));
         }
         pairs
     }
@@ -579,7 +543,7 @@ mod tests {
         fn any_query_string_parses_without_panic(
             pairs in proptest::collection::vec(
                 (prop_oneof![
-                    proptest::sample::select(&FILTER_PARAMS[..]).prop_map(str::to_owned),
+                    proptest::sample::select(&Param::ALL[..]).prop_map(|p| p.name().to_owned()),
                     ".*",
                  ],
                  proptest::collection::vec(proptest::num::u8::ANY, 0..12)),
@@ -631,14 +595,22 @@ mod tests {
     #[test]
     fn the_query_string_names_repeats_unknowns_and_bad_bytes() {
         let p = QueryParams::parse("action=create&action=delete&user=al%20ice&x%0Ay=1", &[]);
-        assert_eq!(p.raw.action.as_deref(), Some("create"), "the first is kept");
-        assert_eq!(p.raw.user.as_deref(), Some("al ice"));
+        assert_eq!(
+            p.raw.get(Param::Action),
+            Some("create"),
+            "the first is kept"
+        );
+        assert_eq!(p.raw.get(Param::User), Some("al ice"));
         assert_eq!(p.errors.len(), 1);
         assert_eq!(p.errors[0].param, "action");
         assert_eq!(p.unknown, ["x\\ny"]);
         let bad = QueryParams::parse("resource_target=%FF%FE&format=csv", &["format"]);
         assert_eq!(bad.errors[0].param, "resource_target");
-        assert_eq!(bad.raw.resource_target, None, "never replaced by U+FFFD");
+        assert_eq!(
+            bad.raw.get(Param::ResourceTarget),
+            None,
+            "never replaced by U+FFFD"
+        );
         assert_eq!(bad.extra("format"), Some("csv"));
     }
 

@@ -7,6 +7,7 @@ pub mod event;
 pub mod export;
 pub mod filter;
 pub mod import;
+pub mod param;
 pub mod query;
 pub mod store;
 pub mod visible;

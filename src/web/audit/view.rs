@@ -7,7 +7,8 @@ use askama::Template;
 
 use crate::audit::export::Format;
 use crate::audit::filter::{
-    AuditQuery, Cursor, DEFAULT_LIMIT, PAGE_SIZES, ParamError, QueryParams, RawQuery, encode_query,
+    AuditQuery, Cursor, DEFAULT_LIMIT, PAGE_SIZES, Param, ParamError, QueryParams, RawQuery,
+    encode_query,
 };
 use crate::audit::query::{FormChoices, MatchCount, Page};
 use crate::audit::{Action, Event};
@@ -125,31 +126,52 @@ pub struct Choice {
     pub selected: bool,
 }
 
-/// The text fields of the form, as the URL gave them.
+/// The form's fields as the URL gave them: a filter matched exactly as given,
+/// the others trimmed.
 #[derive(Default)]
-pub struct FormState {
-    pub resource_target: String,
-    pub user: String,
-    pub status: String,
-    pub from: String,
-    pub to: String,
-    pub q: String,
-    pub resource_id: String,
-    pub request_id: String,
+pub struct FormState(RawQuery);
+
+impl FormState {
+    /// What the field for `param` shows.
+    pub fn value(&self, param: Param) -> &str {
+        let given = self.0.get(param).unwrap_or_default();
+        if param.is_exact() {
+            given
+        } else {
+            given.trim()
+        }
+    }
 }
 
-/// Problems to show next to their fields, by parameter name (the first for
-/// each parameter is shown).
+/// Problems to show next to their fields (the first for each parameter).
 #[derive(Default)]
-pub struct FieldErrors(Vec<ParamError>);
+pub struct FieldErrors(Vec<(Param, String)>);
 
 impl FieldErrors {
+    /// Sorts problems by field; any that belongs to no field of the form
+    /// comes back, to be shown above it.
+    fn new(errors: Vec<ParamError>) -> (Self, Vec<String>) {
+        let mut fields = Vec::new();
+        let mut general = Vec::new();
+        for e in errors {
+            match Param::from_name(e.param) {
+                Some(p) => fields.push((p, e.message)),
+                None => general.push(e.to_string()),
+            }
+        }
+        (Self(fields), general)
+    }
+
     /// The problem with `param`, if any.
-    pub fn get(&self, param: &str) -> Option<&str> {
+    pub fn get(&self, param: Param) -> Option<&str> {
         self.0
             .iter()
-            .find(|e| e.param == param)
-            .map(|e| e.message.as_str())
+            .find(|(p, _)| *p == param)
+            .map(|(_, message)| message.as_str())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -337,51 +359,36 @@ impl AuditPage {
         let PageRequest {
             raw,
             parsed,
-            general_errors,
+            mut general_errors,
         } = request;
-        let errors = parsed.as_ref().err().cloned().unwrap_or_default();
-        let has_errors = !errors.is_empty() || !general_errors.is_empty();
-        let trimmed =
-            |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or_default().to_owned();
-        let exact = |v: &Option<String>| v.clone().unwrap_or_default();
+        let (err, unplaced) = FieldErrors::new(parsed.as_ref().err().cloned().unwrap_or_default());
+        general_errors.extend(unplaced);
+        let has_errors = !err.is_empty() || !general_errors.is_empty();
+        let form = FormState(raw);
         let resource_types = choices(
             loaded
                 .choices
                 .resource_types
                 .iter()
                 .map(|t| (t.clone(), "")),
-            &exact(&raw.resource_type),
+            form.value(Param::ResourceType),
             "",
         );
         let actions = choices(
             Action::ALL
                 .iter()
                 .map(|a| (a.as_str().to_owned(), a.description())),
-            &trimmed(&raw.action),
+            form.value(Param::Action),
             "not an action",
         );
         let page_sizes = choices(
             PAGE_SIZES.iter().map(|n| (n.to_string(), "")),
-            &query_limit(&parsed, &raw),
+            &query_limit(&parsed, &form),
             "",
         );
-        let form = FormState {
-            resource_target: exact(&raw.resource_target),
-            user: exact(&raw.user),
-            status: trimmed(&raw.status),
-            from: trimmed(&raw.from),
-            to: trimmed(&raw.to),
-            q: trimmed(&raw.q),
-            resource_id: exact(&raw.resource_id),
-            request_id: exact(&raw.request_id),
-        };
-        let err = FieldErrors(errors);
-        let more_open = !form.q.is_empty()
-            || !form.resource_id.is_empty()
-            || !form.request_id.is_empty()
-            || ["q", "resource_id", "request_id"]
-                .iter()
-                .any(|p| err.get(p).is_some());
+        let more_open = [Param::Q, Param::ResourceId, Param::RequestId]
+            .into_iter()
+            .any(|p| !form.value(p).is_empty() || err.get(p).is_some());
         let base = parsed
             .as_ref()
             .map(|q| q.filter_pairs())
@@ -399,8 +406,8 @@ impl AuditPage {
             general_errors,
             err,
             has_errors,
-            from_type: date_or_text(&form.from),
-            to_type: date_or_text(&form.to),
+            from_type: date_or_text(form.value(Param::From)),
+            to_type: date_or_text(form.value(Param::To)),
             form,
             resource_types,
             actions,
@@ -478,15 +485,13 @@ fn is_plain_date(s: &str) -> bool {
 }
 
 /// The page size to show as chosen: the parsed one, or what the URL said.
-fn query_limit(parsed: &Result<AuditQuery, Vec<ParamError>>, raw: &RawQuery) -> String {
+fn query_limit(parsed: &Result<AuditQuery, Vec<ParamError>>, form: &FormState) -> String {
     match parsed {
         Ok(q) => q.limit.to_string(),
-        Err(_) => raw
-            .limit
-            .as_deref()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map_or_else(|| DEFAULT_LIMIT.to_string(), str::to_owned),
+        Err(_) => match form.value(Param::Limit) {
+            "" => DEFAULT_LIMIT.to_string(),
+            given => given.to_owned(),
+        },
     }
 }
 

@@ -1,0 +1,153 @@
+//! The filter parameters (CONTRACT.md, "Filters"): the one list that the
+//! query string's parser, the page's form and its errors, the export, the API
+//! and the CLI's flags all take their names from. A new filter starts here.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use super::Action;
+
+/// One filter parameter of the page, the export, the API and `auditdesk export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Param {
+    ResourceType,
+    Action,
+    ResourceTarget,
+    User,
+    ResourceId,
+    RequestId,
+    Status,
+    From,
+    To,
+    Q,
+    Limit,
+    Cursor,
+}
+
+impl Param {
+    /// Every parameter, in the order of CONTRACT.md.
+    pub const ALL: [Param; 12] = [
+        Param::ResourceType,
+        Param::Action,
+        Param::ResourceTarget,
+        Param::User,
+        Param::ResourceId,
+        Param::RequestId,
+        Param::Status,
+        Param::From,
+        Param::To,
+        Param::Q,
+        Param::Limit,
+        Param::Cursor,
+    ];
+
+    /// The filters proper, without paging: what an export, and the CLI's
+    /// flags, take.
+    pub const FILTERS: [Param; 10] = [
+        Param::ResourceType,
+        Param::Action,
+        Param::ResourceTarget,
+        Param::User,
+        Param::ResourceId,
+        Param::RequestId,
+        Param::Status,
+        Param::From,
+        Param::To,
+        Param::Q,
+    ];
+
+    /// The name as the query string spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::ResourceType => "resource_type",
+            Param::Action => "action",
+            Param::ResourceTarget => "resource_target",
+            Param::User => "user",
+            Param::ResourceId => "resource_id",
+            Param::RequestId => "request_id",
+            Param::Status => "status",
+            Param::From => "from",
+            Param::To => "to",
+            Param::Q => "q",
+            Param::Limit => "limit",
+            Param::Cursor => "cursor",
+        }
+    }
+
+    /// The parameter the query string calls `name`.
+    pub fn from_name(name: &str) -> Option<Param> {
+        Param::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The CLI's flag, without its `--`: the name with `-` for `_`.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Param::ResourceType => "resource-type",
+            Param::ResourceTarget => "resource-target",
+            Param::ResourceId => "resource-id",
+            Param::RequestId => "request-id",
+            other => other.name(),
+        }
+    }
+
+    /// Whether the value is matched exactly against stored text, as given,
+    /// spaces and control characters included (so every stored value can be
+    /// asked for), rather than trimmed and parsed (an action, a date, a number).
+    pub fn is_exact(self) -> bool {
+        matches!(
+            self,
+            Param::ResourceType
+                | Param::ResourceTarget
+                | Param::User
+                | Param::ResourceId
+                | Param::RequestId
+        )
+    }
+
+    /// What the value is, for the CLI's help.
+    pub fn help(self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Param::ResourceType => "Resource type, exactly (workspace, template, ...)",
+            Param::Action => {
+                let names: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+                return Cow::Owned(format!("One of {}", names.join(", ")));
+            }
+            Param::ResourceTarget => "Resource target (its name), exactly",
+            Param::User => "Username of the actor, exactly",
+            Param::ResourceId => "Resource ID, exactly",
+            Param::RequestId => "Request ID, exactly",
+            Param::Status => "success (below 400) or failure (400 and above)",
+            Param::From => "Inclusive: a date (2026-03-01, UTC) or an RFC 3339 time",
+            Param::To => "Exclusive: a date (2026-03-01, UTC) or an RFC 3339 time",
+            Param::Q => "Free text, matched against target, user, resource id and diff",
+            Param::Limit => "Events per page, 1 to 500",
+            Param::Cursor => "A page's position, from its Older/Newer links",
+        })
+    }
+}
+
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Param;
+
+    #[test]
+    fn names_flags_and_lists_agree() {
+        for p in Param::ALL {
+            assert_eq!(Param::from_name(p.name()), Some(p));
+            assert_eq!(p.flag(), p.name().replace('_', "-"));
+            assert_eq!(p.to_string(), p.name());
+        }
+        assert_eq!(Param::from_name("format"), None);
+        assert!(
+            Param::FILTERS
+                .iter()
+                .all(|p| Param::ALL.contains(p) && !matches!(p, Param::Limit | Param::Cursor))
+        );
+    }
+}
