@@ -141,6 +141,33 @@ impl FormState {
             given.trim()
         }
     }
+
+    /// The Resource Type dropdown: the types stored, and the one asked for.
+    fn resource_types(&self, stored: &[String]) -> Vec<Choice> {
+        let stored = stored.iter().map(|t| (t.clone(), ""));
+        choices(stored, self.value(Param::ResourceType), "")
+    }
+
+    /// The Action dropdown, each with what it means.
+    fn actions(&self) -> Vec<Choice> {
+        let all = Action::ALL
+            .iter()
+            .map(|a| (a.as_str().to_owned(), a.description()));
+        choices(all, self.value(Param::Action), "not an action")
+    }
+
+    /// The Per page dropdown, at the size in use (or asked for, when wrong).
+    fn page_sizes(&self, parsed: &Result<AuditQuery, Vec<ParamError>>) -> Vec<Choice> {
+        let sizes = PAGE_SIZES.iter().map(|n| (n.to_string(), ""));
+        choices(sizes, &query_limit(parsed, self), "")
+    }
+
+    /// Whether More filters starts open: one of its fields is set or wrong.
+    fn more_open(&self, err: &FieldErrors) -> bool {
+        [Param::Q, Param::ResourceId, Param::RequestId]
+            .into_iter()
+            .any(|p| !self.value(p).is_empty() || err.get(p).is_some())
+    }
 }
 
 /// Problems to show next to their fields (the first for each parameter).
@@ -365,30 +392,6 @@ impl AuditPage {
         general_errors.extend(unplaced);
         let has_errors = !err.is_empty() || !general_errors.is_empty();
         let form = FormState(raw);
-        let resource_types = choices(
-            loaded
-                .choices
-                .resource_types
-                .iter()
-                .map(|t| (t.clone(), "")),
-            form.value(Param::ResourceType),
-            "",
-        );
-        let actions = choices(
-            Action::ALL
-                .iter()
-                .map(|a| (a.as_str().to_owned(), a.description())),
-            form.value(Param::Action),
-            "not an action",
-        );
-        let page_sizes = choices(
-            PAGE_SIZES.iter().map(|n| (n.to_string(), "")),
-            &query_limit(&parsed, &form),
-            "",
-        );
-        let more_open = [Param::Q, Param::ResourceId, Param::RequestId]
-            .into_iter()
-            .any(|p| !form.value(p).is_empty() || err.get(p).is_some());
         let base = parsed
             .as_ref()
             .map(|q| q.filter_pairs())
@@ -404,22 +407,22 @@ impl AuditPage {
             summary: listing.summary,
             exports: export_links(&base),
             general_errors,
-            err,
             has_errors,
             from_type: date_or_text(form.value(Param::From)),
             to_type: date_or_text(form.value(Param::To)),
-            form,
-            resource_types,
-            actions,
+            resource_types: form.resource_types(&loaded.choices.resource_types),
+            actions: form.actions(),
             targets: loaded.choices.targets.iter().map(Shown::from).collect(),
             users: loaded.choices.users.iter().map(Shown::from).collect(),
-            page_sizes,
-            more_open,
+            page_sizes: form.page_sizes(&parsed),
+            more_open: form.more_open(&err),
+            err,
             filtered: parsed.as_ref().map(|q| q.is_filtered()).unwrap_or(true),
             rows: listing.rows,
             newest_href: listing.newest_href,
             newer_href: listing.newer_href,
             older_href: listing.older_href,
+            form,
         }
     }
 
