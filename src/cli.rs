@@ -104,7 +104,7 @@ impl clap::FromArgMatches for FilterFlags {
     }
 
     fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
-        for param in Param::FILTERS {
+        for &param in Param::FILTERS {
             if let Some(value) = matches.get_one::<String>(param.name()) {
                 self.0.set(param, value.clone());
             }
@@ -115,7 +115,7 @@ impl clap::FromArgMatches for FilterFlags {
 
 impl clap::Args for FilterFlags {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        Param::FILTERS.into_iter().fold(cmd, |cmd, param| {
+        Param::FILTERS.iter().fold(cmd, |cmd, &param| {
             cmd.arg(
                 clap::Arg::new(param.name())
                     .long(param.flag())

@@ -41,20 +41,9 @@ impl Param {
         Param::Cursor,
     ];
 
-    /// The filters proper, without paging: what an export, and the CLI's
-    /// flags, take.
-    pub const FILTERS: [Param; 10] = [
-        Param::ResourceType,
-        Param::Action,
-        Param::ResourceTarget,
-        Param::User,
-        Param::ResourceId,
-        Param::RequestId,
-        Param::Status,
-        Param::From,
-        Param::To,
-        Param::Q,
-    ];
+    /// The filters proper, without paging (the last two of [`Param::ALL`]):
+    /// what an export, and the CLI's flags, take.
+    pub const FILTERS: &'static [Param] = Param::ALL.as_slice().split_at(10).0;
 
     /// The name as the query string spells it.
     pub fn name(self) -> &'static str {
@@ -149,5 +138,6 @@ mod tests {
                 .iter()
                 .all(|p| Param::ALL.contains(p) && !matches!(p, Param::Limit | Param::Cursor))
         );
+        assert_eq!(Param::FILTERS.len() + 2, Param::ALL.len());
     }
 }

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::login_failures;
-use super::{DbConn, DbError, with_backend, write_statement};
+use super::{DbConn, DbError, write_statement};
 
 /// Records a failed login.
 pub fn record(
@@ -14,13 +14,13 @@ pub fn record(
     time: NaiveDateTime,
 ) -> Result<(), DbError> {
     write_statement(conn, |conn| {
-        with_backend!(conn, c => diesel::insert_into(login_failures::table)
-        .values((
-            login_failures::account.eq(account),
-            login_failures::ip.eq(ip),
-            login_failures::time.eq(time),
-        ))
-        .execute(c))
+        diesel::insert_into(login_failures::table)
+            .values((
+                login_failures::account.eq(account),
+                login_failures::ip.eq(ip),
+                login_failures::time.eq(time),
+            ))
+            .execute(conn.backend())
     })?;
     Ok(())
 }
@@ -31,11 +31,14 @@ pub fn for_account(
     account: &str,
     since: NaiveDateTime,
 ) -> Result<(i64, Option<NaiveDateTime>), DbError> {
-    Ok(with_backend!(conn, c => login_failures::table
+    Ok(login_failures::table
         .filter(login_failures::account.eq(account))
         .filter(login_failures::time.ge(since))
-        .select((diesel::dsl::count_star(), diesel::dsl::min(login_failures::time)))
-        .first(c))?)
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(login_failures::time),
+        ))
+        .first(conn.backend())?)
 }
 
 /// Failures from this address since `since`: how many, and the oldest one's time.
@@ -44,26 +47,29 @@ pub fn for_ip(
     ip: &str,
     since: NaiveDateTime,
 ) -> Result<(i64, Option<NaiveDateTime>), DbError> {
-    Ok(with_backend!(conn, c => login_failures::table
+    Ok(login_failures::table
         .filter(login_failures::ip.eq(ip))
         .filter(login_failures::time.ge(since))
-        .select((diesel::dsl::count_star(), diesel::dsl::min(login_failures::time)))
-        .first(c))?)
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(login_failures::time),
+        ))
+        .first(conn.backend())?)
 }
 
 /// Forgets an account's failures (after it logs in successfully).
 pub fn clear_account(conn: &mut DbConn, account: &str) -> Result<(), DbError> {
-    write_statement(
-        conn,
-        |conn| with_backend!(conn, c => diesel::delete(login_failures::table.filter(login_failures::account.eq(account))).execute(c)),
-    )?;
+    write_statement(conn, |conn| {
+        diesel::delete(login_failures::table.filter(login_failures::account.eq(account)))
+            .execute(conn.backend())
+    })?;
     Ok(())
 }
 
 /// Forgets failures older than `before`.
 pub fn prune(conn: &mut DbConn, before: NaiveDateTime) -> Result<usize, DbError> {
-    write_statement(
-        conn,
-        |conn| with_backend!(conn, c => diesel::delete(login_failures::table.filter(login_failures::time.lt(before))).execute(c)),
-    )
+    write_statement(conn, |conn| {
+        diesel::delete(login_failures::table.filter(login_failures::time.lt(before)))
+            .execute(conn.backend())
+    })
 }

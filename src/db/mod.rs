@@ -3,9 +3,17 @@
 //! One connection type, [`DbConn`], covers SQLite (the embedded default) and
 //! PostgreSQL (for scale); which one is chosen by the URL scheme (see
 //! [`DatabaseUrl`]). Queries are written once with diesel's query builder and run
-//! on whichever backend the connection holds through [`with_backend!`], which
-//! expands the same code for each backend: the few statements that really differ
-//! (upserts, PRAGMAs, how a write transaction begins) stay readable in one place.
+//! on [`AnyConnection`], diesel's `MultiConnection` over both backends
+//! (`query.load(conn.backend())`). What it cannot express is written per backend
+//! with [`with_backend!`], which expands the same code once for each: upserts
+//! (`ON CONFLICT`), the event insert, PRAGMAs and how a write transaction begins.
+//!
+//! # Hot queries
+//! The queries every page view runs (its session, its user, the page of events
+//! and their capped count) are also written with [`with_backend!`]: diesel's
+//! `MultiConnection` writes a query's SQL text again on every execution and
+//! passes each bind and value through its own backend type. Measured with
+//! `bench/page.sh sqlite 1000000` (bench/README.md, "Fifth sitting").
 
 pub mod event_writer;
 pub mod events;

@@ -21,15 +21,17 @@ pub struct SessionRow {
 
 /// Stores a new session.
 pub fn insert(conn: &mut DbConn, row: &SessionRow) -> Result<(), DbError> {
-    write_statement(
-        conn,
-        |conn| with_backend!(conn, c => diesel::insert_into(sessions::table).values(row).execute(c)),
-    )?;
+    write_statement(conn, |conn| {
+        diesel::insert_into(sessions::table)
+            .values(row)
+            .execute(conn.backend())
+    })?;
     Ok(())
 }
 
 /// The session with this key hash.
 pub fn find(conn: &mut DbConn, key_hash: &str) -> Result<Option<SessionRow>, DbError> {
+    // Per backend, not through `AnyConnection`: a hot query (see `db`, "Hot queries").
     Ok(with_backend!(conn, c => sessions::table
         .find(key_hash)
         .select(SessionRow::as_select())
@@ -46,13 +48,13 @@ pub fn update_state(
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
     let n = write_statement(conn, |conn| {
-        with_backend!(conn, c => diesel::update(sessions::table.find(key_hash))
-        .set((
-            sessions::state.eq(state),
-            sessions::user_id.eq(user_id),
-            sessions::last_seen_at.eq(now),
-        ))
-        .execute(c))
+        diesel::update(sessions::table.find(key_hash))
+            .set((
+                sessions::state.eq(state),
+                sessions::user_id.eq(user_id),
+                sessions::last_seen_at.eq(now),
+            ))
+            .execute(conn.backend())
     })?;
     Ok(n > 0)
 }
@@ -60,28 +62,27 @@ pub fn update_state(
 /// Marks a session as used now (for the idle timeout).
 pub fn touch(conn: &mut DbConn, key_hash: &str, now: NaiveDateTime) -> Result<(), DbError> {
     write_statement(conn, |conn| {
-        with_backend!(conn, c => diesel::update(sessions::table.find(key_hash))
-        .set(sessions::last_seen_at.eq(now))
-        .execute(c))
+        diesel::update(sessions::table.find(key_hash))
+            .set(sessions::last_seen_at.eq(now))
+            .execute(conn.backend())
     })?;
     Ok(())
 }
 
 /// Deletes one session.
 pub fn delete(conn: &mut DbConn, key_hash: &str) -> Result<(), DbError> {
-    write_statement(
-        conn,
-        |conn| with_backend!(conn, c => diesel::delete(sessions::table.find(key_hash)).execute(c)),
-    )?;
+    write_statement(conn, |conn| {
+        diesel::delete(sessions::table.find(key_hash)).execute(conn.backend())
+    })?;
     Ok(())
 }
 
 /// Deletes every session of a user (suspension, role change, password reset).
 pub fn delete_for_user(conn: &mut DbConn, user_id: UserId) -> Result<usize, DbError> {
-    write_statement(
-        conn,
-        |conn| with_backend!(conn, c => diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id.0))).execute(c)),
-    )
+    write_statement(conn, |conn| {
+        diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id.0)))
+            .execute(conn.backend())
+    })
 }
 
 /// Deletes sessions past their absolute expiry or idle since `idle_before`.
@@ -91,9 +92,13 @@ pub fn delete_expired(
     idle_before: NaiveDateTime,
 ) -> Result<usize, DbError> {
     write_statement(conn, |conn| {
-        with_backend!(conn, c => diesel::delete(
-        sessions::table.filter(sessions::expires_at.le(now).or(sessions::last_seen_at.lt(idle_before))),
-    )
-    .execute(c))
+        diesel::delete(
+            sessions::table.filter(
+                sessions::expires_at
+                    .le(now)
+                    .or(sessions::last_seen_at.lt(idle_before)),
+            ),
+        )
+        .execute(conn.backend())
     })
 }

@@ -7,11 +7,11 @@ use super::{DbConn, DbError, with_backend};
 
 /// The value of a setting, if set.
 pub fn get(conn: &mut DbConn, name: &str) -> Result<Option<String>, DbError> {
-    Ok(with_backend!(conn, c => settings::table
+    Ok(settings::table
         .find(name)
         .select(settings::value)
-        .first(c)
-        .optional())?)
+        .first(conn.backend())
+        .optional()?)
 }
 
 /// Returns the stored value, storing `make()` first if there is none. Safe when
@@ -25,6 +25,7 @@ pub fn get_or_insert(
         return Ok(v);
     }
     let value = make();
+    // An upsert: diesel's MultiConnection cannot write ON CONFLICT, each backend can.
     with_backend!(conn, c => diesel::insert_into(settings::table)
         .values((settings::name.eq(name), settings::value.eq(&value)))
         .on_conflict_do_nothing()

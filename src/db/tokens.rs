@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::api_tokens;
-use super::{DbConn, DbError, with_backend, write_statement};
+use super::{DbConn, DbError, write_statement};
 
 /// A stored API token (without its secret, which is never stored).
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
@@ -34,41 +34,43 @@ pub struct NewTokenRow<'a> {
 
 /// Stores a token and returns it.
 pub fn insert(conn: &mut DbConn, token: &NewTokenRow<'_>) -> Result<TokenRow, DbError> {
-    with_backend!(conn, c => diesel::insert_into(api_tokens::table).values(token).execute(c))?;
+    diesel::insert_into(api_tokens::table)
+        .values(token)
+        .execute(conn.backend())?;
     find_by_hash(conn, token.token_hash)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
 }
 
 /// The token whose secret hashes to `token_hash`.
 pub fn find_by_hash(conn: &mut DbConn, token_hash: &str) -> Result<Option<TokenRow>, DbError> {
-    Ok(with_backend!(conn, c => api_tokens::table
+    Ok(api_tokens::table
         .filter(api_tokens::token_hash.eq(token_hash))
         .select(TokenRow::as_select())
-        .first(c)
-        .optional())?)
+        .first(conn.backend())
+        .optional()?)
 }
 
 /// Every token, oldest first.
 pub fn list(conn: &mut DbConn) -> Result<Vec<TokenRow>, DbError> {
-    Ok(with_backend!(conn, c => api_tokens::table
+    Ok(api_tokens::table
         .order(api_tokens::id.asc())
         .select(TokenRow::as_select())
-        .load(c))?)
+        .load(conn.backend())?)
 }
 
 /// Marks a token revoked; returns false when there is no such token.
 pub fn revoke(conn: &mut DbConn, id: TokenId, now: NaiveDateTime) -> Result<bool, DbError> {
-    let n = with_backend!(conn, c => diesel::update(api_tokens::table.find(id.0))
+    let n = diesel::update(api_tokens::table.find(id.0))
         .set(api_tokens::revoked_at.eq(Some(now)))
-        .execute(c))?;
+        .execute(conn.backend())?;
     Ok(n > 0)
 }
 
 /// Records that a token was used.
 pub fn touch(conn: &mut DbConn, id: TokenId, now: NaiveDateTime) -> Result<(), DbError> {
     write_statement(conn, |conn| {
-        with_backend!(conn, c => diesel::update(api_tokens::table.find(id.0))
-        .set(api_tokens::last_used_at.eq(Some(now)))
-        .execute(c))
+        diesel::update(api_tokens::table.find(id.0))
+            .set(api_tokens::last_used_at.eq(Some(now)))
+            .execute(conn.backend())
     })?;
     Ok(())
 }

@@ -50,8 +50,9 @@ pub fn insert(conn: &mut DbConn, user: &NewUserRow<'_>) -> Result<Result<UserRow
     if find_by_email(conn, user.email)?.is_some() {
         return Ok(Err(Taken::Email));
     }
-    let inserted =
-        with_backend!(conn, c => diesel::insert_into(users::table).values(user).execute(c));
+    let inserted = diesel::insert_into(users::table)
+        .values(user)
+        .execute(conn.backend());
     match inserted {
         Ok(_) => {}
         // A concurrent insert won the race between the checks above and ours.
@@ -65,24 +66,25 @@ pub fn insert(conn: &mut DbConn, user: &NewUserRow<'_>) -> Result<Result<UserRow
 
 /// The user with this username.
 pub fn find_by_username(conn: &mut DbConn, username: &str) -> Result<Option<UserRow>, DbError> {
-    Ok(with_backend!(conn, c => users::table
+    Ok(users::table
         .filter(users::username.eq(username))
         .select(UserRow::as_select())
-        .first(c)
-        .optional())?)
+        .first(conn.backend())
+        .optional()?)
 }
 
 /// The user with this email.
 pub fn find_by_email(conn: &mut DbConn, email: &str) -> Result<Option<UserRow>, DbError> {
-    Ok(with_backend!(conn, c => users::table
+    Ok(users::table
         .filter(users::email.eq(email))
         .select(UserRow::as_select())
-        .first(c)
-        .optional())?)
+        .first(conn.backend())
+        .optional()?)
 }
 
 /// The user with this id.
 pub fn find_by_id(conn: &mut DbConn, id: UserId) -> Result<Option<UserRow>, DbError> {
+    // Per backend, not through `AnyConnection`: a hot query (see `db`, "Hot queries").
     Ok(with_backend!(conn, c => users::table
         .find(id.0)
         .select(UserRow::as_select())
@@ -92,16 +94,19 @@ pub fn find_by_id(conn: &mut DbConn, id: UserId) -> Result<Option<UserRow>, DbEr
 
 /// Every user, by username.
 pub fn list(conn: &mut DbConn) -> Result<Vec<UserRow>, DbError> {
-    Ok(with_backend!(conn, c => users::table
+    Ok(users::table
         .order(users::username.asc())
         .select(UserRow::as_select())
-        .load(c))?)
+        .load(conn.backend())?)
 }
 
 /// Whether any user exists (the first-run setup is open only while none does).
 pub fn any_exist(conn: &mut DbConn) -> Result<bool, DbError> {
-    let n: i64 =
-        with_backend!(conn, c => users::table.select(users::id).limit(1).count().get_result(c))?;
+    let n: i64 = users::table
+        .select(users::id)
+        .limit(1)
+        .count()
+        .get_result(conn.backend())?;
     Ok(n > 0)
 }
 
@@ -119,11 +124,11 @@ pub fn lock_for_role_change(conn: &mut DbConn) -> Result<(), DbError> {
 
 /// How many site managers are not suspended.
 pub fn count_active_site_managers(conn: &mut DbConn) -> Result<i64, DbError> {
-    Ok(with_backend!(conn, c => users::table
+    Ok(users::table
         .filter(users::role.eq("site_manager"))
         .filter(users::suspended.eq(false))
         .count()
-        .get_result(c))?)
+        .get_result(conn.backend())?)
 }
 
 /// Changes a user's role.
@@ -133,9 +138,9 @@ pub fn set_role(
     role: &str,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::update(users::table.find(id.0))
+    diesel::update(users::table.find(id.0))
         .set((users::role.eq(role), users::updated_at.eq(now)))
-        .execute(c))?;
+        .execute(conn.backend())?;
     Ok(())
 }
 
@@ -146,9 +151,9 @@ pub fn set_suspended(
     suspended: bool,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::update(users::table.find(id.0))
+    diesel::update(users::table.find(id.0))
         .set((users::suspended.eq(suspended), users::updated_at.eq(now)))
-        .execute(c))?;
+        .execute(conn.backend())?;
     Ok(())
 }
 
@@ -159,18 +164,18 @@ pub fn set_password_hash(
     hash: &str,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
-    with_backend!(conn, c => diesel::update(users::table.find(id.0))
+    diesel::update(users::table.find(id.0))
         .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
-        .execute(c))?;
+        .execute(conn.backend())?;
     Ok(())
 }
 
 /// Records a successful login.
 pub fn set_last_login(conn: &mut DbConn, id: UserId, now: NaiveDateTime) -> Result<(), DbError> {
     write_statement(conn, |conn| {
-        with_backend!(conn, c => diesel::update(users::table.find(id.0))
-        .set(users::last_login_at.eq(Some(now)))
-        .execute(c))
+        diesel::update(users::table.find(id.0))
+            .set(users::last_login_at.eq(Some(now)))
+            .execute(conn.backend())
     })?;
     Ok(())
 }
