@@ -86,7 +86,11 @@ CASES=(
 if [ "${EXTRA_CASES:-1}" = 1 ]; then
   CASES+=(
     "(extra) status=failure|/manage/audit?status=failure|rows"
-    "(extra) q=gpu_vendor|/manage/audit?q=gpu_vendor|rows"
+    "(extra) q=gpu_vendor (a diff field name)|/manage/audit?q=gpu_vendor|rows"
+    "(extra) q=<rare target>|/manage/audit?q=$(urlenc "$RARE")|rows"
+    "(extra) q=docs (a common word)|/manage/audit?q=docs|rows"
+    "(extra) q=zq (two characters)|/manage/audit?q=zq|any"
+    "(extra) q=gpu_vendor&action=write|/manage/audit?q=gpu_vendor&action=write|any"
     "(extra) user=<top>&action=cordon (0 rows)|/manage/audit?user=$(urlenc "$TOP_USER")&action=cordon|any"
   )
 fi
@@ -149,12 +153,17 @@ print(f"{name}\t{code}\t{float(rps):.0f}\t{p50s}\t{p99s}\t{reqs}\t{rows}\t{ttota
 PYEOF
 done
 
+# The server's memory after every case: resident now (anonymous: its own heap and
+# caches; file: mapped pages of the database) and at its peak.
+rss_mb() { awk -v k="$1:" '$1==k {printf "%.0f", $2/1024}' "/proc/$SERVER_PID/status"; }
+SERVER_RSS="VmRSS $(rss_mb VmRSS) MB (anonymous $(rss_mb RssAnon) MB, file $(rss_mb RssFile) MB), peak VmHWM $(rss_mb VmHWM) MB"
 SERVER_ERRS=$(grep -ci 'error\|panic' "$TMPDIR_BENCH/server.log" || true)
 SERVER_ERR_KINDS=$(grep -i 'error\|panic' "$TMPDIR_BENCH/server.log" | sed -E 's/^[^ ]+ +//' | sort | uniq -c | sort -rn | head -5 || true)
 echo
 echo "== page.sh: backend=$BACKEND events=$N wrk -t$THREADS -c$CONNS -d$DUR (host: $(nproc) cores; load shared with other work) =="
 echo "import: ${IMPORT_S} s   ($IMPORT_OUT)$VACUUM_NOTE"
 echo "database size: $DB_SIZE"
+echo "server memory after the cases: $SERVER_RSS"
 echo "server log lines with error/panic: $SERVER_ERRS"
 [ -n "$SERVER_ERR_KINDS" ] && printf '%s\n' "$SERVER_ERR_KINDS" | sed 's/^/    /' || true
 python3 - "$RESULTS" <<'PYEOF'

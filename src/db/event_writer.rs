@@ -35,7 +35,10 @@ const QUEUED_REQUESTS: usize = 64;
 const GROUP_EVENTS: usize = 20_000;
 /// The writer's page cache, 256 MiB (negative: KiB): enough for the hot part
 /// of the events' indexes at a few million events, filled only as pages are
-/// used.
+/// used. Measured against 64 and 32 MiB (`bench/ingest.py sqlite`, bench/README.md,
+/// "Sixth sitting"): batches 19,000 events/s against 17,300 and 16,600, but single
+/// events 2,900/s against 3,480 and 3,700. Kept for batches, the common case;
+/// why a larger cache slows single events is not known yet.
 const WRITER_PRAGMAS: &str = "PRAGMA cache_size = -262144;";
 
 /// Writes batches of events; cheap to clone.

@@ -179,9 +179,17 @@ const BUSY_TIMEOUT_MS: u64 = 15_000;
 /// - WAL: readers never wait for the writer.
 /// - synchronous=FULL: an acknowledged event survives a power cut, not only a crash.
 /// - busy_timeout: a writer waits its turn instead of failing with "database is locked".
-/// - cache_size: 32 MiB a connection (SQLite's default is 2 MiB), filled only as
-///   pages are used; with less, every insert into the events table's indexes read
-///   its pages back through the operating system (ingest was kernel-bound).
+/// - cache_size: 2 MiB a connection (SQLite's default, said here so that it is a
+///   decision). The file's pages are cached once, by the operating system, not
+///   once more in each of the pool's connections: with 32 MiB each the server held
+///   723–789 MB after `bench/page.sh sqlite 1000000`, with 2 MiB 117 MB, and the
+///   page cases served the same (24,438 req/s summed over the nine against
+///   24,581 and 26,120; bench/README.md, "Sixth sitting"). A scan of the whole
+///   table (free text, until it has an index) reads through the operating system
+///   and is ~25% slower. Writers that need more set more: the event writer
+///   ([`event_writer`]) and `auditdesk import` ([`prepare_bulk_load`]). mmap is
+///   no better: each connection maps the file anew, and the server's RSS counted
+///   698 MB of mapped pages (peak 3.8 GB).
 /// - wal_autocheckpoint: the WAL is copied back into the database file once it
 ///   holds 100,000 pages (~400 MiB) rather than 10,000: an index page that many
 ///   commits change is copied back once, not once every few commits (a bulk
@@ -198,7 +206,7 @@ const BUSY_TIMEOUT_MS: u64 = 15_000;
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;
-PRAGMA cache_size = -32768;
+PRAGMA cache_size = -2048;
 PRAGMA wal_autocheckpoint = 100000;
 PRAGMA journal_size_limit = 536870912;";
 
