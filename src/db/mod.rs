@@ -430,12 +430,6 @@ impl r2d2::HandleError<DbError> for PoolErrorLog {
     }
 }
 
-/// Connects to the database at `url`, runs pending migrations and returns a
-/// pool (a [`Database`] of its own, with no echo of stored events).
-pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
-    Database::new(url.clone()).pool()
-}
-
 /// Opens one connection to `url` outside any pool (CLI commands, tests), as a
 /// [`Database`] of its own.
 pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, DbError> {

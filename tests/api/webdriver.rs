@@ -25,26 +25,21 @@ impl Drop for Driver {
     }
 }
 
-fn chromedriver() -> Option<String> {
-    find("AUDITDESK_TEST_CHROMEDRIVER", &["chromedriver"])
-}
-
-fn chromium() -> Option<String> {
-    find(
+/// chromedriver and Chromium, or why the browser tests cannot run here.
+fn programs() -> Result<(String, String), &'static str> {
+    let chromedriver = find("AUDITDESK_TEST_CHROMEDRIVER", &["chromedriver"])
+        .ok_or("chromedriver is not installed (apt-get install chromium chromium-driver)")?;
+    let chromium = find(
         "AUDITDESK_TEST_CHROMIUM",
         &["chromium", "chromium-browser", "google-chrome"],
     )
+    .ok_or("chromium is not installed (apt-get install chromium chromium-driver)")?;
+    Ok((chromedriver, chromium))
 }
 
 /// Why the browser tests cannot run on this machine, or `None` when they can.
 pub fn missing() -> Option<&'static str> {
-    if chromedriver().is_none() {
-        return Some("chromedriver is not installed (apt-get install chromium chromium-driver)");
-    }
-    if chromium().is_none() {
-        return Some("chromium is not installed (apt-get install chromium chromium-driver)");
-    }
-    None
+    programs().err()
 }
 
 /// A program named by `env`, or found on `PATH` under one of `names`. A
@@ -71,12 +66,12 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium, or skips loudly when missing.
     pub async fn start(what: &str) -> Option<Browser> {
-        if let Some(why) = missing() {
-            skip(what, why);
-            return None;
-        }
-        let (Some(chromedriver), Some(chromium)) = (chromedriver(), chromium()) else {
-            unreachable!("missing() checked both")
+        let (chromedriver, chromium) = match programs() {
+            Ok(found) => found,
+            Err(why) => {
+                skip(what, why);
+                return None;
+            }
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
