@@ -97,11 +97,7 @@ impl ExportRequest {
     /// Every problem is named.
     pub fn parse(query_string: &str) -> Result<Self, Vec<String>> {
         let params = QueryParams::parse(query_string, &["format", "bom"]);
-        let mut problems: Vec<String> = params
-            .problems("exports do not take this parameter")
-            .into_iter()
-            .map(|(name, message)| format!("{name}: {message}"))
-            .collect();
+        let mut problems = params.problem_lines("exports do not take this parameter");
         let format = params
             .extra("format")
             .map(str::trim)

@@ -132,6 +132,14 @@ impl QueryParams {
             .collect()
     }
 
+    /// [`QueryParams::problems`] as lines, `name: message`.
+    pub fn problem_lines(&self, unknown: &str) -> Vec<String> {
+        self.problems(unknown)
+            .into_iter()
+            .map(|(name, message)| format!("{name}: {message}"))
+            .collect()
+    }
+
     /// The value of one of the caller's own parameters.
     pub fn extra(&self, name: &str) -> Option<&str> {
         self.extra

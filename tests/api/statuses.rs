@@ -87,10 +87,14 @@ async fn a_repeated_parameter_is_named_and_the_other_filters_kept(backend: Backe
             && page.contains("value=\" ws \""),
         "the other filters are kept exactly"
     );
+    let create = page
+        .split("<option value=\"create\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</option>").next())
+        .expect("the Action dropdown offers create");
     assert!(
-        page.contains("<option value=\"create\" title=\"")
-            && page.contains("\" selected>create</option>"),
-        "the first action stays chosen"
+        create.contains(" selected>"),
+        "the first action stays chosen: {create}"
     );
     // The same on the API and the export.
     let token = app.token(Scope::Read);

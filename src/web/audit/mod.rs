@@ -30,16 +30,12 @@ async fn suggestions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let params = QueryParams::parse_taking(req.query_string(), &[], &["field", "q"]);
-    let mut problems: Vec<String> = params
-        .problems("suggestions take only field and q")
-        .into_iter()
-        .map(|(name, message)| format!("{name}: {message}"))
-        .collect();
+    let mut problems = params.problem_lines("suggestions take only field and q");
     let query = SuggestionQuery::parse(params.extra("field"), params.extra("q"))
         .map_err(|e| problems.push(e.to_string()))
         .ok();
     let Some(query) = query.filter(|_| problems.is_empty()) else {
-        return Err(AppError::BadRequest(format!("{}.", problems.join("; "))));
+        return Err(bad_request(&problems));
     };
     let field = query.field.name();
     let values = state
@@ -55,8 +51,8 @@ async fn export(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let request = ExportRequest::parse(req.query_string())
-        .map_err(|problems| AppError::BadRequest(format!("{}.", problems.join("; "))))?;
+    let request =
+        ExportRequest::parse(req.query_string()).map_err(|problems| bad_request(&problems))?;
     let (format, bom) = (request.format, request.bom);
     let who = reader.0.changed_by(&req);
     let filter_text = encode_query(&request.query.filter_pairs());
@@ -148,4 +144,9 @@ async fn load(state: &AppState, query: Option<AuditQuery>) -> Result<Loaded, App
             Ok::<_, AppError>(Loaded { choices, page })
         })
         .await
+}
+
+/// A 400 that lists every problem of the address, in one sentence.
+fn bad_request(problems: &[String]) -> AppError {
+    AppError::BadRequest(format!("{}.", problems.join("; ")))
 }
