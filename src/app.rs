@@ -57,6 +57,7 @@ impl Application {
     pub fn build(config: Config) -> Result<Self, StartError> {
         let database = db::Database::with_echo(config.database_url.clone(), config.log_audit_json);
         let pool = database.pool()?;
+        crate::audit::store::fill_search_docs(&mut *pool.get().map_err(DbError::from)?)?;
         let listener = TcpListener::bind(&config.bind)
             .map_err(|e| StartError::Bind(config.bind.clone(), e))?;
         let port = listener

@@ -221,6 +221,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let migrated = || -> Result<DbConn, CliError> {
         let mut conn = db::connect_one(&url)?;
         db::run_migrations(&mut conn)?;
+        crate::audit::store::fill_search_docs(&mut conn)?;
         Ok(conn)
     };
     match cli.command {
@@ -228,6 +229,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate => {
             let mut conn = db::connect_one(&url)?;
             let applied = db::run_migrations(&mut conn)?;
+            let filled = crate::audit::store::fill_search_docs(&mut conn)?;
+            if filled > 0 {
+                eprintln!("indexed the free text of {filled} earlier event(s)");
+            }
             if applied.is_empty() {
                 eprintln!("the schema of {url} is up to date");
             } else {

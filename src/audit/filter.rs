@@ -367,7 +367,7 @@ impl AuditQuery {
         let user = value(Param::User);
         let resource_id = value(Param::ResourceId);
         let request_id = value(Param::RequestId);
-        let q = value(Param::Q);
+        let q_text = value(Param::Q);
         let action_text = value(Param::Action);
         let status_text = value(Param::Status);
         let from_text = value(Param::From);
@@ -375,6 +375,16 @@ impl AuditQuery {
         let limit_text = value(Param::Limit);
         let cursor_text = value(Param::Cursor);
 
+        let q = q_text.and_then(|q| match super::free_text::term(&q) {
+            Ok(_) => Some(q),
+            Err(message) => {
+                errors.push(ParamError {
+                    param: Param::Q.name(),
+                    message,
+                });
+                None
+            }
+        });
         let action = action_text.and_then(|a| match a.parse::<Action>() {
             Ok(a) => Some(a),
             Err(e) => {

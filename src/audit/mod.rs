@@ -6,6 +6,7 @@ pub mod demo;
 pub mod event;
 pub mod export;
 pub mod filter;
+pub mod free_text;
 pub mod import;
 pub mod param;
 pub mod query;

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use super::Event;
 use super::filter::{AuditQuery, Cursor, Direction, Filter, Outcome, Suggested, SuggestionQuery};
 use super::store::{LoadError, from_row};
+use super::{Event, free_text};
 use crate::db::events::{self as rows, Criteria, EventRow, Position};
 use crate::db::{DbConn, DbError};
 
@@ -55,7 +55,7 @@ pub fn criteria(filter: &Filter) -> Criteria {
         failed: filter.status.map(|s| s == Outcome::Failure),
         from: filter.from.map(|t| t.naive_utc()),
         to: filter.to.map(|t| t.naive_utc()),
-        text: filter.q.clone(),
+        text: filter.q.iter().map(|q| free_text::fold(q)).collect(),
     }
 }
 

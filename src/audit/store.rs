@@ -85,8 +85,57 @@ fn to_row(new: &NewEvent, received_at: chrono::NaiveDateTime) -> NewEventRow {
         request_id: e.request_id.clone(),
         content_hash: new.content_hash.clone(),
         received_at,
+        search_doc: super::free_text::document(e),
         earlier_hash: new.earlier_hash.clone(),
     }
+}
+
+/// Gives every event stored before free text was indexed its search text
+/// (`free_text::document`), a thousand at a time, each batch in its own
+/// transaction; returns how many. Run at every start, after the migrations: a
+/// no-op once done, and an interrupted run goes on where it stopped.
+pub fn fill_search_docs(conn: &mut DbConn) -> Result<u64, DbError> {
+    const BATCH: i64 = 1000;
+    let mut after = 0;
+    let mut filled = 0u64;
+    loop {
+        let batch = rows::unsearched(conn, after, BATCH)?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        after = last.id;
+        let docs: Vec<(i64, String)> = batch
+            .into_iter()
+            .map(|row| {
+                let id = row.id;
+                let doc = match from_row(row.clone()) {
+                    Ok(event) => super::free_text::document(&event),
+                    // Still searchable by its fields; its diff as stored.
+                    Err(e) => {
+                        tracing::warn!("{e}; its search text holds its diff as stored");
+                        super::free_text::raw_document(&[
+                            &row.resource_target,
+                            &row.actor_username,
+                            &row.actor_email,
+                            &row.resource_id,
+                            &row.request_id,
+                            &row.diff,
+                        ])
+                    }
+                };
+                (id, doc)
+            })
+            .collect();
+        rows::set_search_docs(conn, &docs)?;
+        filled += docs.len() as u64;
+        if filled.is_multiple_of(100_000) {
+            tracing::info!("free text: {filled} earlier events indexed so far");
+        }
+    }
+    if filled > 0 {
+        tracing::info!("free text: {filled} earlier events indexed");
+    }
+    Ok(filled)
 }
 
 /// A stored row that no longer reads as an event (it was written by something

@@ -28,6 +28,8 @@ pub struct NewEventRow {
     pub request_id: String,
     pub content_hash: String,
     pub received_at: NaiveDateTime,
+    /// The text free-text search looks in (`audit::free_text::document`).
+    pub search_doc: String,
     /// Another fingerprint that counts as the same content (an event stored
     /// before diffs were kept exactly); not a column.
     #[diesel(skip_insertion)]
@@ -273,6 +275,32 @@ pub fn find_by_uuid(conn: &mut DbConn, event_uuid: &str) -> Result<Option<EventR
         .optional()?)
 }
 
+/// Up to `limit` events stored before free text was indexed (their
+/// `search_doc` is NULL), after the id `after`, by id (from the partial index
+/// `events_unsearched`, which is empty once they are filled in).
+pub fn unsearched(conn: &mut DbConn, after: i64, limit: i64) -> Result<Vec<EventRow>, DbError> {
+    Ok(events::table
+        .filter(events::search_doc.is_null())
+        .filter(events::id.gt(after))
+        .order(events::id.asc())
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn.backend())?)
+}
+
+/// Sets the search text of stored events, in one transaction (on SQLite a
+/// trigger indexes it in `events_text`).
+pub fn set_search_docs(conn: &mut DbConn, docs: &[(i64, String)]) -> Result<(), DbError> {
+    write_transaction(conn, |conn| {
+        for (id, doc) in docs {
+            diesel::update(events::table.filter(events::id.eq(id)))
+                .set(events::search_doc.eq(doc))
+                .execute(conn.backend())?;
+        }
+        Ok(())
+    })
+}
+
 /// The events table's secondary indexes, exactly as the migrations create them
 /// (the unique index on the event id is not among them: the write path needs it).
 /// A bulk load into an empty table drops them and builds them afterwards, which
@@ -293,7 +321,24 @@ const SECONDARY_INDEXES: &[(&str, &str)] = &[
         "events_failures_time",
         "(time, id) WHERE status_code >= 400",
     ),
+    ("events_unsearched", "(id) WHERE search_doc IS NULL"),
 ];
+
+/// PostgreSQL's trigram index of the search text (SQLite's is the FTS5 table
+/// `events_text`, kept by triggers, not an index of the table).
+const POSTGRES_INDEXES: &[(&str, &str)] =
+    &[("events_search_doc", "USING gin (search_doc gin_trgm_ops)")];
+
+/// The secondary indexes of this connection's backend.
+fn secondary_indexes(
+    conn: &mut DbConn,
+) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    let more = match conn.backend() {
+        AnyConnection::Postgres(_) => POSTGRES_INDEXES,
+        AnyConnection::Sqlite(_) => &[],
+    };
+    SECONDARY_INDEXES.iter().chain(more)
+}
 
 /// Whether no event is stored at all.
 pub fn is_empty(conn: &mut DbConn) -> Result<bool, DbError> {
@@ -307,15 +352,14 @@ pub fn is_empty(conn: &mut DbConn) -> Result<bool, DbError> {
 /// The names of the secondary indexes that a bulk load drops and rebuilds;
 /// they must be every index the migrations create on events but the unique
 /// one on `event_uuid` (a test checks it on both backends).
-pub fn secondary_index_names() -> Vec<&'static str> {
-    SECONDARY_INDEXES.iter().map(|(name, _)| *name).collect()
+pub fn secondary_index_names(conn: &mut DbConn) -> Vec<&'static str> {
+    secondary_indexes(conn).map(|(name, _)| *name).collect()
 }
 
 /// Drops the secondary indexes before a bulk load (see [`SECONDARY_INDEXES`]).
 pub fn drop_secondary_indexes(conn: &mut DbConn) -> Result<(), DbError> {
     use diesel::connection::SimpleConnection;
-    let sql: String = SECONDARY_INDEXES
-        .iter()
+    let sql: String = secondary_indexes(conn)
         .map(|(name, _)| format!("DROP INDEX IF EXISTS {name};"))
         .collect();
     conn.batch_execute(&sql)?;
@@ -329,8 +373,7 @@ pub fn ensure_secondary_indexes(conn: &mut DbConn) -> Result<(), DbError> {
     // Only what is missing: even `CREATE INDEX IF NOT EXISTS` takes a lock on the
     // table on PostgreSQL, which would stall every instance's writes at each start.
     let present = index_names(conn)?;
-    let sql: String = SECONDARY_INDEXES
-        .iter()
+    let sql: String = secondary_indexes(conn)
         .filter(|(name, _)| !present.iter().any(|p| p == name))
         .map(|(name, columns)| format!("CREATE INDEX IF NOT EXISTS {name} ON events {columns};"))
         .collect();
@@ -477,15 +520,7 @@ pub fn matching_values(
 /// `%text%` in lowercase, with LIKE's wildcards in the text escaped by `\`;
 /// compared with `lower(column)`, it finds the text anywhere, ignoring case.
 fn like_pattern(text: &str) -> String {
-    let mut p = String::from("%");
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
+    like_escaped(&text.to_lowercase())
 }
 
 /// The newest events, newest first.
@@ -512,9 +547,9 @@ pub struct Criteria {
     pub from: Option<NaiveDateTime>,
     /// Exclusive.
     pub to: Option<NaiveDateTime>,
-    /// Free text, found anywhere in the target, user, email, resource id or
-    /// diff, ignoring case.
-    pub text: Option<String>,
+    /// Free-text terms, already case-folded (`audit::free_text::term`): each
+    /// must be found in the event's `search_doc`.
+    pub text: Vec<String>,
 }
 
 /// A keyset position: rows strictly older (or newer) than this (time, id).
@@ -527,14 +562,14 @@ pub struct Position {
 }
 
 diesel::define_sql_function! {
-    /// SQL `lower()`, the same on both backends for the free-text filter.
+    /// SQL `lower()`, for the suggestions' look through the dropdown tables.
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
 /// The events table, boxed, with every criterion applied: one query shape for
 /// every combination of filters (a boxed query compiles once).
 macro_rules! filtered_events {
-    ($criteria:expr) => {{
+    ($criteria:expr, $plan:expr, $contains:expr) => {{
         let c: &Criteria = $criteria;
         let mut q = events::table.into_boxed();
         if let Some(v) = &c.resource_type {
@@ -572,20 +607,152 @@ macro_rules! filtered_events {
         if let Some(t) = c.to {
             q = q.filter(events::time.lt(t));
         }
-        if let Some(t) = &c.text {
-            let p = like_pattern(t);
+        if let Some(ids) = &$plan.candidates {
+            q = q.filter(events::id.eq_any(ids.clone()));
+        }
+        for term in &$plan.contains {
             q = q.filter(
-                lower(events::resource_target)
-                    .like(p.clone())
-                    .escape('\\')
-                    .or(lower(events::actor_username).like(p.clone()).escape('\\'))
-                    .or(lower(events::actor_email).like(p.clone()).escape('\\'))
-                    .or(lower(events::resource_id).like(p.clone()).escape('\\'))
-                    .or(lower(events::diff).like(p.clone()).escape('\\')),
+                diesel::dsl::sql::<diesel::sql_types::Bool>($contains)
+                    .bind::<diesel::sql_types::Text, _>(term.clone())
+                    .sql(") > 0"),
             );
         }
         q
     }};
+}
+
+/// How many events a free-text term may match for a page to fetch them by the
+/// index; a term found in more is looked for by reading events newest first
+/// (with the other filters' index), which soon finds a page of a common term.
+const PAGE_CANDIDATES: i64 = 1000;
+
+/// How a query finds its free-text terms (CONTRACT.md, "Free text"). A term of
+/// three characters or more is first looked up in the trigram index (SQLite's
+/// FTS5 table `events_text`, PostgreSQL's GIN index `events_search_doc`), for
+/// at most `limit` events:
+/// - if fewer are found, those ids are the candidates: the query reads only
+///   them (a rare term: an index lookup, whatever the table's size);
+/// - otherwise the term is common, and the query walks the (…, time, id)
+///   index newest first, testing each event's text (`instr`/`strpos`): a
+///   page of a term in one event in a hundred reads some five thousand rows.
+///
+/// Terms of one or two characters have no trigram, so they are always tested
+/// on the walk; the rarest indexed term, if any is rare, gives the candidates.
+struct TextPlan {
+    /// `Some`: only these events can match (empty: none can).
+    candidates: Option<Vec<i64>>,
+    /// Folded terms each event's `search_doc` must contain.
+    contains: Vec<String>,
+}
+
+impl TextPlan {
+    fn new(conn: &mut DbConn, terms: &[String], limit: i64) -> Result<Self, DbError> {
+        let mut plan = TextPlan {
+            candidates: None,
+            contains: Vec::new(),
+        };
+        let mut rarest: Option<(usize, Vec<i64>)> = None;
+        for (i, term) in terms.iter().enumerate() {
+            if term.chars().count() < INDEXED_TERM_CHARS {
+                continue;
+            }
+            let ids = indexed_matches(conn, term, limit)?;
+            let found = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+            if found < limit && rarest.as_ref().is_none_or(|(_, r)| ids.len() < r.len()) {
+                rarest = Some((i, ids));
+            }
+        }
+        for (i, term) in terms.iter().enumerate() {
+            match &rarest {
+                Some((r, _)) if *r == i => {}
+                _ => plan.contains.push(term.clone()),
+            }
+        }
+        plan.candidates = rarest.map(|(_, ids)| ids);
+        Ok(plan)
+    }
+
+    fn finds_nothing(&self) -> bool {
+        self.candidates.as_ref().is_some_and(Vec::is_empty)
+    }
+}
+
+/// Terms shorter than this many characters have no trigram to look up.
+pub const INDEXED_TERM_CHARS: usize = 3;
+
+/// Up to `limit` ids of events whose text contains `term` (folded, three
+/// characters or more), from the trigram index.
+fn indexed_matches(conn: &mut DbConn, term: &str, limit: i64) -> Result<Vec<i64>, DbError> {
+    use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let ids: Vec<Id> = match conn.backend() {
+        // GLOB, not MATCH: a detail=none index answers a GLOB from the
+        // trigrams and checks each candidate against the stored text.
+        AnyConnection::Sqlite(c) => {
+            diesel::sql_query("SELECT rowid AS id FROM events_text WHERE search_doc GLOB ? LIMIT ?")
+                .bind::<Text, _>(glob_pattern(term))
+                .bind::<BigInt, _>(limit)
+                .load(c)?
+        }
+        // The GIN index's matches are rechecked against the text: exact.
+        AnyConnection::Postgres(c) => {
+            diesel::sql_query("SELECT id FROM events WHERE search_doc LIKE $1 ESCAPE '\\' LIMIT $2")
+                .bind::<Text, _>(like_escaped(term))
+                .bind::<BigInt, _>(limit)
+                .load(c)?
+        }
+    };
+    Ok(ids.into_iter().map(|i| i.id).collect())
+}
+
+/// `*text*` for GLOB, with GLOB's own wildcards in the text taken literally.
+fn glob_pattern(text: &str) -> String {
+    let mut p = String::from("*");
+    for c in text.chars() {
+        match c {
+            '*' => p.push_str("[*]"),
+            '?' => p.push_str("[?]"),
+            '[' => p.push_str("[[]"),
+            c => p.push(c),
+        }
+    }
+    p.push('*');
+    p
+}
+
+/// `%text%` for LIKE … ESCAPE '\\', with LIKE's wildcards taken literally.
+fn like_escaped(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The start of "`search_doc` contains the term" in each backend's SQL, to be
+/// completed by the bound term and `) > 0`.
+trait ContainsSql {
+    const CONTAINS: &'static str;
+}
+
+impl ContainsSql for diesel::SqliteConnection {
+    const CONTAINS: &'static str = "instr(events.search_doc, ";
+}
+
+impl ContainsSql for diesel::PgConnection {
+    const CONTAINS: &'static str = "strpos(events.search_doc, ";
+}
+
+fn contains_sql<C: ContainsSql>(_: &C) -> &'static str {
+    C::CONTAINS
 }
 
 /// One page of events matching `criteria`, read as an index range scan of at
@@ -597,9 +764,13 @@ pub fn page(
     position: Option<Position>,
     limit: i64,
 ) -> Result<Vec<EventRow>, DbError> {
+    let plan = TextPlan::new(conn, &criteria.text, PAGE_CANDIDATES)?;
+    if plan.finds_nothing() {
+        return Ok(Vec::new());
+    }
     // Per backend, not through `AnyConnection`: a hot query (see `db`, "Hot queries").
     Ok(with_backend!(conn, c => {
-        let mut q = filtered_events!(criteria);
+        let mut q = filtered_events!(criteria, plan, contains_sql(c));
         match position {
             // The redundant `time <=` bound lets the planner use it as the range
             // of the (…, time, id) index; the OR settles ties on time by id.
@@ -629,9 +800,13 @@ pub fn count_capped(conn: &mut DbConn, criteria: &Criteria, cap: i64) -> Result<
     // Ordered like a page, so the count walks the page's own (…, time, id) index;
     // unordered, SQLite 3.51 chose a skip-scan of another index for a time range
     // (0.8 ms instead of 0.26 ms on 1M events).
+    let plan = TextPlan::new(conn, &criteria.text, cap)?;
+    if plan.finds_nothing() {
+        return Ok(0);
+    }
     // Per backend, not through `AnyConnection`: a hot query (see `db`, "Hot queries").
     Ok(with_backend!(conn, c => CountOf(
-        filtered_events!(criteria)
+        filtered_events!(criteria, plan, contains_sql(c))
             .order((events::time.desc(), events::id.desc()))
             .select(events::id)
             .limit(cap),

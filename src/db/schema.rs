@@ -39,6 +39,7 @@ diesel::table! {
         request_id -> Text,
         content_hash -> Text,
         received_at -> Timestamp,
+        search_doc -> Nullable<Text>,
     }
 }
 

@@ -17,6 +17,7 @@ mod cli;
 mod durability;
 mod exactness;
 mod export;
+mod free_text;
 mod health;
 mod helpers;
 mod ingest;
@@ -36,6 +37,7 @@ fn main() {
         durability::cases(),
         exactness::cases(),
         export::cases(),
+        free_text::cases(),
         health::cases(),
         ingest::cases(),
         request_id::cases(),

@@ -1,0 +1,11 @@
+DROP TRIGGER events_refuse_search_doc_update;
+DROP TRIGGER events_refuse_update;
+CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'audit events are append-only: UPDATE is refused');
+END;
+DROP TRIGGER events_text_update;
+DROP TRIGGER events_text_insert;
+DROP TABLE events_text;
+DROP INDEX events_unsearched;
+ALTER TABLE events DROP COLUMN search_doc;
