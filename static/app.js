@@ -35,6 +35,8 @@ document.addEventListener("DOMContentLoaded", () => {
     // server rendered for this URL.
     window.addEventListener("pageshow", () => form.reset());
     for (const input of form.querySelectorAll("input[data-suggest]")) suggestAsTyped(input);
+    const bar = form.querySelector("input[data-search]");
+    if (bar) suggestSearchTerms(bar, form);
   }
 });
 
@@ -70,15 +72,97 @@ function suggestAsTyped(input) {
   });
 }
 
+// The search bar's key for each field of the form (CONTRACT.md, "the search bar").
+const SEARCH_KEYS = {
+  action: "action", resource_type: "resource_type", resource_target: "target", user: "user",
+  resource_id: "resource_id", request_id: "request_id", status: "status", from: "from", to: "to",
+};
+
+// Whether a field holds something else than what the server drew for this URL.
+function changed(el) {
+  if (el.tagName === "SELECT") return [...el.options].some((o) => o.selected !== o.defaultSelected);
+  return el.value !== el.defaultValue;
+}
+
+// The bar's text without the terms of `key` (`key:v`, `-key:v`, `key:"v w"`).
+function withoutKey(text, key) {
+  const names = key === "target" ? "target|resource_target" : key;
+  const term = new RegExp('(^|\\s)-?(?:' + names + '):(?:"(?:[^"\\\\]|\\\\.)*"|\\S*)', "gi");
+  return text.replace(term, "$1").replace(/\s+/g, " ").trim();
+}
+
 // Submits the filter form without its empty fields, so bookmarks stay short.
+// A field that shows the bar's term stays out of the URL unless it was
+// changed; a changed field takes the place of its key's terms in the bar, so
+// the bar and the fields keep showing one view.
 function submitClean(form) {
+  const bar = form.querySelector("input[data-search]");
+  for (const el of form.elements) {
+    const key = SEARCH_KEYS[el.name];
+    if (bar && key && changed(el)) bar.value = withoutKey(bar.value, key);
+  }
   const params = new URLSearchParams();
-  for (const [k, v] of new FormData(form)) {
-    if (v !== "" && !(k === "limit" && v === "50")) params.append(k, v);
+  for (const el of form.elements) {
+    if (!el.name || el.disabled || (el.hasAttribute("data-from-search") && !changed(el))) continue;
+    const v = el.value;
+    if (v !== "" && !(el.name === "limit" && v === "50")) params.append(el.name, v);
   }
   const qs = params.toString();
   // getAttribute: form.action would be the field named "action".
   window.location.assign(form.getAttribute("action") + (qs ? "?" + qs : ""));
+}
+
+// Suggests the search bar's keys, and the values of the key being typed: the
+// actions, resource types and statuses from the page's own dropdowns, users
+// and targets from the server (as their fields do). Each suggestion is the
+// whole bar with its last term completed.
+function suggestSearchTerms(bar, form) {
+  const list = bar.list;
+  if (!list) return;
+  const keys = Object.values(SEARCH_KEYS);
+  const fromSelect = (name) => [...form.elements.namedItem(name).options].map((o) => o.value).filter((v) => v);
+  const quote = (v) => (/[\s"]/.test(v) || v === "" ? '"' + v.replace(/[\\"]/g, "\\$&") + '"' : v);
+  let asked = 0;
+  let timer = 0;
+  const show = (head, items) => {
+    list.replaceChildren(...items.slice(0, 20).map((text) => {
+      const o = document.createElement("option");
+      o.value = head + text;
+      const label = visible(o.value);
+      if (label !== o.value) o.label = label;
+      return o;
+    }));
+  };
+  bar.addEventListener("input", () => {
+    clearTimeout(timer);
+    const ask = ++asked;
+    const text = bar.value;
+    const m = /(^|\s)(-?)([A-Za-z_]*)(?::(\S*))?$/.exec(text);
+    if (!m) return list.replaceChildren();
+    const head = text.slice(0, m.index + m[1].length) + m[2];
+    const key = m[3].toLowerCase();
+    if (m[4] === undefined) {
+      return show(head, keys.filter((k) => key !== "" && k.startsWith(key)).map((k) => k + ":"));
+    }
+    const part = m[4].replace(/^"/, "");
+    const local = { action: () => fromSelect("action"), resource_type: () => fromSelect("resource_type"), status: () => ["success", "failure"] }[key];
+    if (local) {
+      return show(head, local().filter((v) => v.includes(part)).map((v) => key + ":" + quote(v)));
+    }
+    const field = { user: "user", target: "resource_target", resource_target: "resource_target" }[key];
+    if (!field) return list.replaceChildren();
+    timer = setTimeout(async () => {
+      try {
+        const params = new URLSearchParams({ field, q: part });
+        const r = await fetch("/manage/audit/suggestions?" + params, { credentials: "same-origin" });
+        if (!r.ok || ask !== asked) return;
+        const { values } = await r.json();
+        if (ask === asked) show(head, values.map((v) => key + ":" + quote(v)));
+      } catch (e) {
+        // No suggestions this time; the bar still searches what is typed.
+      }
+    }, 150);
+  });
 }
 
 // A value as the page draws it (audit::visible on the server): control, bidi,

@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::Action;
 use super::event::parse_time;
 pub use super::param::Param;
+use super::search::Search;
 
 /// Rows per page when none is asked for.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -180,8 +181,10 @@ pub struct Filter {
     pub from: Option<DateTime<Utc>>,
     /// Exclusive.
     pub to: Option<DateTime<Utc>>,
-    /// Free text, matched against target, user, resource id and diff.
+    /// Free text, matched against target, user, email, ids and diff.
     pub q: Option<String>,
+    /// The search bar's terms, combined (AND) with the fields above.
+    pub search: Option<Search>,
 }
 
 /// Which way a cursor pages.
@@ -258,7 +261,7 @@ impl fmt::Display for ParamError {
 }
 
 /// Turns `2026-03-01` (the start of that UTC day) or an RFC 3339 time into UTC.
-fn parse_bound(raw: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_bound(raw: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(day) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         return Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
     }
@@ -368,6 +371,7 @@ impl AuditQuery {
         let resource_id = value(Param::ResourceId);
         let request_id = value(Param::RequestId);
         let q_text = value(Param::Q);
+        let search_text = value(Param::Search);
         let action_text = value(Param::Action);
         let status_text = value(Param::Status);
         let from_text = value(Param::From);
@@ -381,6 +385,16 @@ impl AuditQuery {
                 errors.push(ParamError {
                     param: Param::Q.name(),
                     message,
+                });
+                None
+            }
+        });
+        let search = search_text.and_then(|text| match Search::parse(&text) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errors.push(ParamError {
+                    param: Param::Search.name(),
+                    message: e.to_string(),
                 });
                 None
             }
@@ -465,6 +479,7 @@ impl AuditQuery {
                 from,
                 to,
                 q,
+                search,
             },
             limit,
             cursor,
@@ -491,6 +506,7 @@ impl AuditQuery {
         push(Param::From, f.from.map(format_bound));
         push(Param::To, f.to.map(format_bound));
         push(Param::Q, f.q.clone());
+        push(Param::Search, f.search.as_ref().map(|s| s.text.clone()));
         if self.limit != DEFAULT_LIMIT {
             push(Param::Limit, Some(self.limit.to_string()));
         }

@@ -10,6 +10,7 @@ pub mod free_text;
 pub mod import;
 pub mod param;
 pub mod query;
+pub mod search;
 pub mod store;
 pub mod visible;
 

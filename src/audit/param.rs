@@ -20,13 +20,14 @@ pub enum Param {
     From,
     To,
     Q,
+    Search,
     Limit,
     Cursor,
 }
 
 impl Param {
     /// Every parameter, in the order of CONTRACT.md.
-    pub const ALL: [Param; 12] = [
+    pub const ALL: [Param; 13] = [
         Param::ResourceType,
         Param::Action,
         Param::ResourceTarget,
@@ -37,13 +38,14 @@ impl Param {
         Param::From,
         Param::To,
         Param::Q,
+        Param::Search,
         Param::Limit,
         Param::Cursor,
     ];
 
     /// The filters proper, without paging (the last two of [`Param::ALL`]):
     /// what an export, and the CLI's flags, take.
-    pub const FILTERS: &'static [Param] = Param::ALL.as_slice().split_at(10).0;
+    pub const FILTERS: &'static [Param] = Param::ALL.as_slice().split_at(11).0;
 
     /// The name as the query string spells it.
     pub fn name(self) -> &'static str {
@@ -58,6 +60,7 @@ impl Param {
             Param::From => "from",
             Param::To => "to",
             Param::Q => "q",
+            Param::Search => "search",
             Param::Limit => "limit",
             Param::Cursor => "cursor",
         }
@@ -108,7 +111,12 @@ impl Param {
             Param::Status => "success (below 400) or failure (400 and above)",
             Param::From => "Inclusive: a date (2026-03-01, UTC) or an RFC 3339 time",
             Param::To => "Exclusive: a date (2026-03-01, UTC) or an RFC 3339 time",
-            Param::Q => "Free text, matched against target, user, resource id and diff",
+            Param::Q => "Free text, found in the target, user, email, ids and diff",
+            Param::Search => {
+                "The search bar: key:value terms (action, resource_type, target, user, \
+                 resource_id, request_id, status, from, to), -key:value to exclude, \
+                 words and \"quoted phrases\" as free text"
+            }
             Param::Limit => "Events per page, 1 to 500",
             Param::Cursor => "A page's position, from its Older/Newer links",
         })

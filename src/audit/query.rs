@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use super::filter::{AuditQuery, Cursor, Direction, Filter, Outcome, Suggested, SuggestionQuery};
+use super::search::{Key, Want};
 use super::store::{LoadError, from_row};
 use super::{Event, free_text};
-use crate::db::events::{self as rows, Criteria, EventRow, Position};
+use crate::db::events::{self as rows, Criteria, EventRow, Position, Values};
 use crate::db::{DbConn, DbError};
 
 /// The count is never taken further than this ("10,000+").
@@ -43,20 +44,78 @@ impl Page {
     }
 }
 
-/// The filter in the database's terms.
+/// The filter in the database's terms: each field and the search bar's
+/// terms, all of which must hold. The values a text column may have are the
+/// field's value and each alternative of the bar's terms for that key, both;
+/// the status and the time bounds likewise.
 pub fn criteria(filter: &Filter) -> Criteria {
-    Criteria {
-        resource_type: filter.resource_type.clone(),
-        action: filter.action.map(|a| a.as_str().to_owned()),
-        resource_target: filter.resource_target.clone(),
-        actor_username: filter.user.clone(),
-        resource_id: filter.resource_id.clone(),
-        request_id: filter.request_id.clone(),
-        failed: filter.status.map(|s| s == Outcome::Failure),
+    let search = filter.search.clone().unwrap_or_default();
+    let column = |field: &Option<String>, key: Key| {
+        let mut v = Values::exactly(field.clone());
+        let (allowed, excluded) = search.values(key);
+        narrow(&mut v, &allowed);
+        v.none_of = excluded.iter().map(|e| (*e).to_owned()).collect();
+        v
+    };
+    let mut c = Criteria {
+        resource_type: column(&filter.resource_type, Key::ResourceType),
+        action: Values::exactly(filter.action.map(|a| a.as_str().to_owned())),
+        resource_target: column(&filter.resource_target, Key::Target),
+        actor_username: column(&filter.user, Key::User),
+        resource_id: column(&filter.resource_id, Key::ResourceId),
+        request_id: column(&filter.request_id, Key::RequestId),
+        failed: None,
         from: filter.from.map(|t| t.naive_utc()),
         to: filter.to.map(|t| t.naive_utc()),
         text: filter.q.iter().map(|q| free_text::fold(q)).collect(),
+        text_absent: Vec::new(),
+        contradictory: false,
+    };
+    // Which outcomes are left: the field's, then the bar's alternatives.
+    let mut outcomes = match filter.status {
+        Some(s) => vec![s],
+        None => vec![Outcome::Success, Outcome::Failure],
+    };
+    let mut actions_allowed: Vec<&'static str> = Vec::new();
+    let mut statuses_allowed: Vec<Outcome> = Vec::new();
+    for term in &search.terms {
+        match (&term.want, term.negated) {
+            (Want::Action(a), false) => actions_allowed.push(a.as_str()),
+            (Want::Action(a), true) => c.action.none_of.push(a.as_str().to_owned()),
+            (Want::Status(s), false) => statuses_allowed.push(*s),
+            (Want::Status(s), true) => outcomes.retain(|o| o != s),
+            (Want::From(t), _) => c.from = c.from.max(Some(t.naive_utc())),
+            (Want::To(t), _) => c.to = Some(c.to.map_or(t.naive_utc(), |to| to.min(t.naive_utc()))),
+            (Want::Text(t), false) => c.text.push(free_text::fold(t)),
+            (Want::Text(t), true) => c.text_absent.push(free_text::fold(t)),
+            (Want::Value(..), _) => {}
+        }
     }
+    narrow(&mut c.action, &actions_allowed);
+    if !statuses_allowed.is_empty() {
+        outcomes.retain(|o| statuses_allowed.contains(o));
+    }
+    match outcomes.as_slice() {
+        [] => c.contradictory = true,
+        [one] => c.failed = Some(*one == Outcome::Failure),
+        _ => {}
+    }
+    c
+}
+
+/// Keeps of `values` only those among `allowed` (the bar's alternatives for
+/// its key), unless the bar names none.
+fn narrow(values: &mut Values, allowed: &[&str]) {
+    if allowed.is_empty() {
+        return;
+    }
+    values.one_of = Some(match values.one_of.take() {
+        None => allowed.iter().map(|a| (*a).to_owned()).collect(),
+        Some(given) => given
+            .into_iter()
+            .filter(|g| allowed.contains(&g.as_str()))
+            .collect(),
+    });
 }
 
 fn cursor(direction: Direction, row: &EventRow) -> Cursor {

@@ -22,6 +22,7 @@ mod health;
 mod helpers;
 mod ingest;
 mod request_id;
+mod search_bar;
 mod statuses;
 mod storage;
 mod users;
@@ -41,6 +42,7 @@ fn main() {
         health::cases(),
         ingest::cases(),
         request_id::cases(),
+        search_bar::cases(),
         statuses::cases(),
         storage::cases(),
         users::cases(),

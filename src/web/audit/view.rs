@@ -11,9 +11,11 @@ use crate::audit::filter::{
     encode_query,
 };
 use crate::audit::query::{FormChoices, MatchCount, Page};
+use crate::audit::search::{Key, Search};
 use crate::audit::{Action, Event};
 use crate::web::shown::Shown;
 use crate::web::views::Nav;
+use std::borrow::Cow;
 
 /// One value of a diff: as shown (long opaque values shortened) and in full.
 pub struct ShownValue {
@@ -127,25 +129,52 @@ pub struct Choice {
 }
 
 /// The form's fields as the URL gave them: a filter matched exactly as given,
-/// the others trimmed.
+/// the others trimmed; a field the URL leaves empty shows the search bar's
+/// single positive term of its key, so the two always show the same view.
 #[derive(Default)]
-pub struct FormState(RawQuery);
+pub struct FormState {
+    raw: RawQuery,
+    /// The search bar's terms, when they read.
+    search: Option<Search>,
+}
 
 impl FormState {
+    fn new(raw: RawQuery) -> Self {
+        let search = raw.get(Param::Search).and_then(|t| Search::parse(t).ok());
+        Self { raw, search }
+    }
+
     /// What the field for `param` shows.
-    pub fn value(&self, param: Param) -> &str {
-        let given = self.0.get(param).unwrap_or_default();
-        if param.is_exact() {
+    pub fn value(&self, param: Param) -> Cow<'_, str> {
+        let given = self.raw.get(param).unwrap_or_default();
+        let given = if param.is_exact() {
             given
         } else {
             given.trim()
+        };
+        match self.search_term(param) {
+            Some(v) if given.is_empty() => Cow::Owned(v),
+            _ => Cow::Borrowed(given),
         }
+    }
+
+    /// The value a field empty in the URL takes from the search bar.
+    fn search_term(&self, param: Param) -> Option<String> {
+        let key = Key::for_param(param)?;
+        self.search.as_ref()?.single(key)
+    }
+
+    /// Whether the field shows the search bar's term rather than its own
+    /// parameter (the script then leaves it out of the URL unless changed).
+    pub fn shows_search(&self, param: Param) -> bool {
+        self.raw.get(param).unwrap_or_default().trim().is_empty()
+            && self.search_term(param).is_some()
     }
 
     /// The Resource Type dropdown: the types stored, and the one asked for.
     fn resource_types(&self, stored: &[String]) -> Vec<Choice> {
         let stored = stored.iter().map(|t| (t.clone(), ""));
-        choices(stored, self.value(Param::ResourceType), "")
+        choices(stored, &self.value(Param::ResourceType), "")
     }
 
     /// The Action dropdown, each with what it means.
@@ -153,7 +182,7 @@ impl FormState {
         let all = Action::ALL
             .iter()
             .map(|a| (a.as_str().to_owned(), a.description()));
-        choices(all, self.value(Param::Action), "not an action")
+        choices(all, &self.value(Param::Action), "not an action")
     }
 
     /// The Per page dropdown, at the size in use (or asked for, when wrong).
@@ -166,7 +195,7 @@ impl FormState {
     fn more_open(&self, err: &FieldErrors) -> bool {
         [Param::Q, Param::ResourceId, Param::RequestId]
             .into_iter()
-            .any(|p| !self.value(p).is_empty() || err.get(p).is_some())
+            .any(|p| !self.raw.get(p).unwrap_or_default().is_empty() || err.get(p).is_some())
     }
 }
 
@@ -391,7 +420,7 @@ impl AuditPage {
         let (err, unplaced) = FieldErrors::new(parsed.as_ref().err().cloned().unwrap_or_default());
         general_errors.extend(unplaced);
         let has_errors = !err.is_empty() || !general_errors.is_empty();
-        let form = FormState(raw);
+        let form = FormState::new(raw);
         let base = parsed
             .as_ref()
             .map(|q| q.filter_pairs())
@@ -408,8 +437,8 @@ impl AuditPage {
             exports: export_links(&base),
             general_errors,
             has_errors,
-            from_type: date_or_text(form.value(Param::From)),
-            to_type: date_or_text(form.value(Param::To)),
+            from_type: date_or_text(&form.value(Param::From)),
+            to_type: date_or_text(&form.value(Param::To)),
             resource_types: form.resource_types(&loaded.choices.resource_types),
             actions: form.actions(),
             targets: loaded.choices.targets.iter().map(Shown::from).collect(),
@@ -491,7 +520,7 @@ fn is_plain_date(s: &str) -> bool {
 fn query_limit(parsed: &Result<AuditQuery, Vec<ParamError>>, form: &FormState) -> String {
     match parsed {
         Ok(q) => q.limit.to_string(),
-        Err(_) => match form.value(Param::Limit) {
+        Err(_) => match form.value(Param::Limit).as_ref() {
             "" => DEFAULT_LIMIT.to_string(),
             given => given.to_owned(),
         },
