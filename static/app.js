@@ -80,7 +80,11 @@ const SEARCH_KEYS = {
 
 // Whether a field holds something else than what the server drew for this URL.
 function changed(el) {
-  if (el.tagName === "SELECT") return [...el.options].some((o) => o.selected !== o.defaultSelected);
+  if (el.tagName === "SELECT") {
+    // Without a `selected` attribute the first option is the one drawn.
+    const drawn = [...el.options].find((o) => o.defaultSelected) || el.options[0];
+    return !!drawn && !drawn.selected;
+  }
   return el.value !== el.defaultValue;
 }
 

@@ -139,6 +139,11 @@ async fn screenshots() {
         ),
         ("audit-400", "action=read&from=2026-13-01&user=alice"),
         ("audit-empty", "user=nobody-at-all"),
+        (
+            "audit-search",
+            "search=action%3Assh+-user%3Aalice+%22dev%22",
+        ),
+        ("audit-search-400", "search=acton%3Aopen+user%3A%22bob"),
     ] {
         browser
             .goto(&app.url(&format!("/manage/audit?{query}")))
@@ -289,6 +294,89 @@ async fn filters_change_the_url_and_rows_and_survive_reload_back_and_forward() {
     );
 }
 
+/// Waits until the datalist `id` offers `value`, or panics with what it offers.
+async fn wait_for_suggestion(browser: &Browser, id: &str, value: &str) {
+    let option = format!("<option value=\"{value}\"");
+    let mut offered = String::new();
+    for _ in 0..50 {
+        let page = browser.source().await;
+        let list = &page[page.find(&format!("<datalist id=\"{id}\">")).unwrap()..];
+        offered = list[..list.find("</datalist>").unwrap()].to_owned();
+        if offered.contains(&option) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{id} does not offer {value}: {offered}");
+}
+
+/// The search bar: keys and values are suggested as it is typed; Enter
+/// applies it, and the Action dropdown shows its action term; choosing
+/// another action in the dropdown takes that term's place in the bar.
+async fn the_search_bar_suggests_applies_and_keeps_in_step_with_the_dropdowns() {
+    let Some(browser) = Browser::start("the browser search bar test").await else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let sample = auditdesk::audit::demo::sample(chrono::Utc::now());
+    auditdesk::audit::store::store_batch(
+        &mut app.conn(),
+        &sample,
+        auditdesk::db::events::OnConflict::RefuseBatch,
+    )
+    .unwrap();
+    log_in_as_auditor(&browser, &app).await;
+
+    browser.type_into("#f-search", "-us").await;
+    wait_for_suggestion(&browser, "search-suggestions", "-user:").await;
+    browser.type_into("#f-search", "er:al").await;
+    wait_for_suggestion(&browser, "search-suggestions", "-user:alice").await;
+    browser.clear("#f-search").await;
+    browser.type_into("#f-search", "action:s").await;
+    wait_for_suggestion(&browser, "search-suggestions", "action:ssh").await;
+    assert!(
+        !browser.url().await.contains('?'),
+        "typing alone does not apply"
+    );
+
+    browser
+        .type_into("#f-search", "sh -user:alice\u{E007}")
+        .await;
+    let url = browser.wait_for_url("search=").await;
+    assert!(url.contains("search=action%3Assh+-user%3Aalice"), "{url}");
+    assert!(
+        !url.contains("action=ssh"),
+        "the dropdown's copy of the bar's term stays out: {url}"
+    );
+    let found = rows(&browser.source().await);
+    assert!(
+        !found.is_empty() && found.iter().all(|(a, u)| a == "ssh" && u != "alice"),
+        "{found:?}"
+    );
+    assert_eq!(browser.property("#f-action", "value").await, "ssh");
+
+    browser.click("#f-action option[value=open]").await;
+    let url = browser.wait_for_url("action=open").await;
+    assert!(url.contains("search=-user%3Aalice"), "{url}");
+    assert_eq!(browser.property("#f-search", "value").await, "-user:alice");
+    let found = rows(&browser.source().await);
+    assert!(
+        !found.is_empty() && found.iter().all(|(a, u)| a == "open" && u != "alice"),
+        "{found:?}"
+    );
+
+    // A malformed term: the page says which, and keeps the text to fix.
+    browser.clear("#f-search").await;
+    browser.type_into("#f-search", "acton:open\u{E007}").await;
+    browser.wait_for_url("search=acton").await;
+    let page = browser.source().await;
+    assert!(
+        page.contains("&#39;acton&#39; is not a key") || page.contains("'acton' is not a key"),
+        "the error is shown"
+    );
+    assert_eq!(browser.property("#f-search", "value").await, "acton:open");
+}
+
 /// A row whose target holds a line break and a right-to-left override is one
 /// row, its cells in their order, the hidden characters drawn as markers, and
 /// the exact value offered to copy. Writes the screenshot to
@@ -375,6 +463,7 @@ crate::cases! {
         a_member_sees_a_readable_forbidden_page,
         filters_change_the_url_and_rows_and_survive_reload_back_and_forward,
         a_hostile_target_is_one_row_with_its_cells_in_order_and_visible_markers,
+        the_search_bar_suggests_applies_and_keeps_in_step_with_the_dropdowns,
     ];
     on_request(Browser) => [
         screenshots,

@@ -214,6 +214,17 @@ impl Browser {
         .await;
     }
 
+    /// Empties the field matching `css`.
+    pub async fn clear(&self, css: &str) {
+        let id = self.element(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
     /// Clicks the element matching `css`.
     pub async fn click(&self, css: &str) {
         let id = self.element(css).await;
