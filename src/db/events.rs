@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 
-use super::schema::{actors, events, resource_targets, resource_types};
+use super::schema::{actors, events, events_text, resource_targets, resource_types};
 use super::{AnyConnection, DbConn, DbError, with_backend, write_transaction};
 
 /// An event row to insert.
@@ -629,7 +629,7 @@ macro_rules! values_filter {
 /// The events table, boxed, with every criterion applied: one query shape for
 /// every combination of filters (a boxed query compiles once).
 macro_rules! filtered_events {
-    ($criteria:expr, $plan:expr, $contains:expr) => {{
+    ($criteria:expr, $plan:expr, $sql:expr) => {{
         let c: &Criteria = $criteria;
         let mut q = events::table.into_boxed();
         values_filter!(q, events::resource_type, c.resource_type);
@@ -655,15 +655,23 @@ macro_rules! filtered_events {
         if let Some(t) = c.to {
             q = q.filter(events::time.lt(t));
         }
-        if let Some(ids) = &$plan.candidates {
-            q = q.filter(events::id.eq_any(ids.clone()));
+        let plan: &TextPlan = &$plan;
+        if let Some(query) = &plan.indexed {
+            q = q.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "events.id IN (SELECT rowid FROM events_text WHERE events_text MATCH ",
+                )
+                .bind::<diesel::sql_types::Text, _>(query.clone())
+                .sql(")"),
+            );
         }
-        for (terms, found) in [(&$plan.contains, ") > 0"), (&c.text_absent, ") = 0")] {
+        let (contains, lacks) = $sql;
+        for (terms, sql) in [(&plan.contains, contains), (&plan.lacks, lacks)] {
             for term in terms {
                 q = q.filter(
-                    diesel::dsl::sql::<diesel::sql_types::Bool>($contains)
+                    diesel::dsl::sql::<diesel::sql_types::Bool>(sql.0)
                         .bind::<diesel::sql_types::Text, _>(term.clone())
-                        .sql(found),
+                        .sql(sql.1),
                 );
             }
         }
@@ -671,108 +679,136 @@ macro_rules! filtered_events {
     }};
 }
 
-/// How many events a free-text term may match for a page to fetch them by the
-/// index; a term found in more is looked for by reading events newest first
-/// (with the other filters' index), which soon finds a page of a common term.
-const PAGE_CANDIDATES: i64 = 1000;
-
-/// How a query finds its free-text terms (CONTRACT.md, "Free text"). A term of
-/// three characters or more is first looked up in the trigram index (SQLite's
-/// FTS5 table `events_text`, PostgreSQL's GIN index `events_search_doc`), for
-/// at most `limit` events:
-/// - if fewer are found, those ids are the candidates: the query reads only
-///   them (a rare term: an index lookup, whatever the table's size);
-/// - otherwise the term is common, and the query walks the (…, time, id)
-///   index newest first, testing each event's text (`instr`/`strpos`): a
-///   page of a term in one event in a hundred reads some five thousand rows.
+/// How a query finds its free-text terms (CONTRACT.md, "Free text").
 ///
-/// Terms of one or two characters have no trigram, so they are always tested
-/// on the walk; the rarest indexed term, if any is rare, gives the candidates.
+/// On SQLite a term of three characters or more is first counted in the FTS5
+/// trigram index `events_text`, without reading any event (the candidates:
+/// the events with its trigrams), up to `threshold`:
+/// - fewer: the query reads only the candidates of the rarest such term
+///   (`id IN (SELECT rowid FROM events_text WHERE events_text MATCH …)`),
+///   testing each one's text: a rare term is an index lookup, whatever the
+///   table's size;
+/// - otherwise the term is common, and the query walks the (…, time, id)
+///   index newest first, testing each event's text with `instr`, which soon
+///   finds a page (a term in one event in a hundred: some five thousand rows).
+///
+/// Reading a candidate costs about what testing an event on the walk does, so
+/// the threshold is where the two meet: a page of `want` rows from `n`
+/// events reads about `n·f` candidates or `want/f` walked rows for a term in
+/// a fraction `f` of them, equal at `n·f = √(want·n)`.
+///
+/// Terms of one or two characters have no trigram: they are tested on the
+/// walk (or on another term's candidates). On PostgreSQL every term is a
+/// `LIKE` that the GIN index `events_search_doc` can answer, and its planner
+/// chooses between that index and the walk from its statistics.
 struct TextPlan {
-    /// `Some`: only these events can match (empty: none can).
-    candidates: Option<Vec<i64>>,
-    /// Folded terms each event's `search_doc` must contain (besides the one
-    /// that gave the candidates).
+    /// The FTS5 query of the rarest term's candidates, if one is rare.
+    indexed: Option<String>,
+    /// Each event's `search_doc` must hold these: in SQLite's `instr`, the
+    /// folded terms; in PostgreSQL's `LIKE`, their patterns.
     contains: Vec<String>,
+    /// Nor hold any of these (folded).
+    lacks: Vec<String>,
+    /// The index shows that no event can match.
+    none: bool,
 }
 
 impl TextPlan {
-    fn new(conn: &mut DbConn, terms: &[String], limit: i64) -> Result<Self, DbError> {
+    /// The plan for `criteria`'s terms, for a query that wants `want` rows.
+    fn new(conn: &mut DbConn, criteria: &Criteria, want: i64) -> Result<Self, DbError> {
         let mut plan = TextPlan {
-            candidates: None,
+            indexed: None,
             contains: Vec::new(),
+            lacks: criteria.text_absent.clone(),
+            none: false,
         };
-        let mut rarest: Option<(usize, Vec<i64>)> = None;
-        for (i, term) in terms.iter().enumerate() {
-            if term.chars().count() < INDEXED_TERM_CHARS {
-                continue;
+        if matches!(conn.backend(), AnyConnection::Postgres(_)) {
+            plan.contains = criteria.text.iter().map(|t| like_escaped(t)).collect();
+            return Ok(plan);
+        }
+        plan.contains = criteria.text.clone();
+        let indexed: Vec<&String> = criteria
+            .text
+            .iter()
+            .filter(|t| t.chars().count() >= INDEXED_TERM_CHARS)
+            .collect();
+        if indexed.is_empty() {
+            return Ok(plan);
+        }
+        let threshold = candidate_threshold(conn, want)?;
+        let mut rarest: Option<(i64, String)> = None;
+        for term in indexed {
+            let query = trigrams(term);
+            let n = candidates(conn, &query, threshold)?;
+            if n == 0 {
+                plan.none = true;
+                return Ok(plan);
             }
-            let ids = indexed_matches(conn, term, limit)?;
-            let found = i64::try_from(ids.len()).unwrap_or(i64::MAX);
-            if found < limit && rarest.as_ref().is_none_or(|(_, r)| ids.len() < r.len()) {
-                rarest = Some((i, ids));
+            if n < threshold && rarest.as_ref().is_none_or(|(r, _)| n < *r) {
+                rarest = Some((n, query));
             }
         }
-        for (i, term) in terms.iter().enumerate() {
-            match &rarest {
-                Some((r, _)) if *r == i => {}
-                _ => plan.contains.push(term.clone()),
-            }
-        }
-        plan.candidates = rarest.map(|(_, ids)| ids);
+        plan.indexed = rarest.map(|(_, query)| query);
         Ok(plan)
-    }
-
-    fn finds_nothing(&self) -> bool {
-        self.candidates.as_ref().is_some_and(Vec::is_empty)
     }
 }
 
 /// Terms shorter than this many characters have no trigram to look up.
 pub const INDEXED_TERM_CHARS: usize = 3;
 
-/// Up to `limit` ids of events whose text contains `term` (folded, three
-/// characters or more), from the trigram index.
-fn indexed_matches(conn: &mut DbConn, term: &str, limit: i64) -> Result<Vec<i64>, DbError> {
-    use diesel::sql_types::{BigInt, Text};
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
-    let ids: Vec<Id> = match conn.backend() {
-        // GLOB, not MATCH: a detail=none index answers a GLOB from the
-        // trigrams and checks each candidate against the stored text.
-        AnyConnection::Sqlite(c) => {
-            diesel::sql_query("SELECT rowid AS id FROM events_text WHERE search_doc GLOB ? LIMIT ?")
-                .bind::<Text, _>(glob_pattern(term))
-                .bind::<BigInt, _>(limit)
-                .load(c)?
-        }
-        // The GIN index's matches are rechecked against the text: exact.
-        AnyConnection::Postgres(c) => {
-            diesel::sql_query("SELECT id FROM events WHERE search_doc LIKE $1 ESCAPE '\\' LIMIT $2")
-                .bind::<Text, _>(like_escaped(term))
-                .bind::<BigInt, _>(limit)
-                .load(c)?
-        }
-    };
-    Ok(ids.into_iter().map(|i| i.id).collect())
+/// `√(want·n)` for the `n` events stored (see [`TextPlan`]), at least 1,000.
+fn candidate_threshold(conn: &mut DbConn, want: i64) -> Result<i64, DbError> {
+    let stored: Option<i64> = events::table
+        .select(diesel::dsl::max(events::id))
+        .first(conn.backend())?;
+    let product = want.saturating_mul(stored.unwrap_or(0)).max(0);
+    Ok((product as f64).sqrt().max(1000.0) as i64)
 }
 
-/// `*text*` for GLOB, with GLOB's own wildcards in the text taken literally.
-fn glob_pattern(text: &str) -> String {
-    let mut p = String::from("*");
-    for c in text.chars() {
-        match c {
-            '*' => p.push_str("[*]"),
-            '?' => p.push_str("[?]"),
-            '[' => p.push_str("[[]"),
-            c => p.push(c),
-        }
+/// How many events have the trigrams of FTS5 `query`, counting no further
+/// than `limit`: from the index alone, reading no event.
+fn candidates(conn: &mut DbConn, query: &str, limit: i64) -> Result<i64, DbError> {
+    let AnyConnection::Sqlite(c) = conn.backend() else {
+        return Ok(limit);
+    };
+    Ok(CountOf(
+        events_text::table
+            .filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>("events_text MATCH ")
+                    .bind::<diesel::sql_types::Text, _>(query.to_owned()),
+            )
+            .select(events_text::rowid)
+            .limit(limit),
+    )
+    .get_result(c)?)
+}
+
+/// An FTS5 query for events whose text may contain `term` (three characters
+/// or more): its trigrams one after the other, and the last three
+/// characters, each a quoted string (`"` doubled) that the trigram
+/// tokenizer reads as one token; all must be present. Every event that
+/// contains the term has them all; a few that have them may not contain it.
+fn trigrams(term: &str) -> String {
+    let chars: Vec<char> = term.chars().collect();
+    let mut starts: Vec<usize> = (0..chars.len().saturating_sub(2)).step_by(3).collect();
+    if !chars.len().is_multiple_of(3) {
+        starts.push(chars.len() - 3);
     }
-    p.push('*');
-    p
+    let mut query = String::new();
+    for start in starts {
+        if !query.is_empty() {
+            query.push(' ');
+        }
+        query.push('"');
+        for &c in &chars[start..start + 3] {
+            if c == '"' {
+                query.push('"');
+            }
+            query.push(c);
+        }
+        query.push('"');
+    }
+    query
 }
 
 /// `%text%` for LIKE … ESCAPE '\\', with LIKE's wildcards taken literally.
@@ -788,22 +824,30 @@ fn like_escaped(text: &str) -> String {
     p
 }
 
-/// The start of "`search_doc` contains the term" in each backend's SQL, to be
-/// completed by the bound term and `) > 0`.
-trait ContainsSql {
-    const CONTAINS: &'static str;
+/// A free-text test in each backend's SQL, around the bound term: (what
+/// holds a term, what lacks one), each as the SQL before and after it.
+trait TextSql {
+    const TEXT_SQL: TextTests;
 }
 
-impl ContainsSql for diesel::SqliteConnection {
-    const CONTAINS: &'static str = "instr(events.search_doc, ";
+type TextTests = ((&'static str, &'static str), (&'static str, &'static str));
+
+impl TextSql for diesel::SqliteConnection {
+    const TEXT_SQL: TextTests = (
+        ("instr(events.search_doc, ", ") > 0"),
+        ("instr(events.search_doc, ", ") = 0"),
+    );
 }
 
-impl ContainsSql for diesel::PgConnection {
-    const CONTAINS: &'static str = "strpos(events.search_doc, ";
+impl TextSql for diesel::PgConnection {
+    const TEXT_SQL: TextTests = (
+        ("events.search_doc LIKE ", " ESCAPE '\\'"),
+        ("strpos(events.search_doc, ", ") = 0"),
+    );
 }
 
-fn contains_sql<C: ContainsSql>(_: &C) -> &'static str {
-    C::CONTAINS
+fn text_sql<C: TextSql>(_: &C) -> TextTests {
+    C::TEXT_SQL
 }
 
 /// One page of events matching `criteria`, read as an index range scan of at
@@ -818,13 +862,13 @@ pub fn page(
     if criteria.matches_nothing() {
         return Ok(Vec::new());
     }
-    let plan = TextPlan::new(conn, &criteria.text, PAGE_CANDIDATES)?;
-    if plan.finds_nothing() {
+    let plan = TextPlan::new(conn, criteria, limit)?;
+    if plan.none {
         return Ok(Vec::new());
     }
     // Per backend, not through `AnyConnection`: a hot query (see `db`, "Hot queries").
     Ok(with_backend!(conn, c => {
-        let mut q = filtered_events!(criteria, plan, contains_sql(c));
+        let mut q = filtered_events!(criteria, plan, text_sql(c));
         match position {
             // The redundant `time <=` bound lets the planner use it as the range
             // of the (…, time, id) index; the OR settles ties on time by id.
@@ -842,9 +886,19 @@ pub fn page(
             }
             None => q = q.order((events::time.desc(), events::id.desc())),
         }
-        q.limit(limit)
+        if plan.indexed.is_none() {
+            return Ok(q.limit(limit).select(EventRow::as_select()).load(c)?);
+        }
+        // A term's candidates are sorted: by their ids and times only, then the
+        // page's rows are read (sorting whole rows, diffs and all, took three
+        // times as long).
+        let ids: Vec<i64> = q.limit(limit).select(events::id).load(c)?;
+        let mut rows: Vec<EventRow> = events::table
+            .filter(events::id.eq_any(&ids))
             .select(EventRow::as_select())
-            .load(c)
+            .load(c)?;
+        rows.sort_by_key(|r| ids.iter().position(|&id| id == r.id));
+        Ok::<_, DbError>(rows)
     })?)
 }
 
@@ -857,18 +911,20 @@ pub fn count_capped(conn: &mut DbConn, criteria: &Criteria, cap: i64) -> Result<
     if criteria.matches_nothing() {
         return Ok(0);
     }
-    let plan = TextPlan::new(conn, &criteria.text, cap)?;
-    if plan.finds_nothing() {
+    let plan = TextPlan::new(conn, criteria, cap)?;
+    if plan.none {
         return Ok(0);
     }
     // Per backend, not through `AnyConnection`: a hot query (see `db`, "Hot queries").
-    Ok(with_backend!(conn, c => CountOf(
-        filtered_events!(criteria, plan, contains_sql(c))
-            .order((events::time.desc(), events::id.desc()))
-            .select(events::id)
-            .limit(cap),
-    )
-    .get_result::<i64>(c))?)
+    Ok(with_backend!(conn, c => {
+        let mut q = filtered_events!(criteria, plan, text_sql(c));
+        // Not ordered when a term's candidates drive the count: ordered, the
+        // planner may walk the time index instead of reading the candidates.
+        if plan.indexed.is_none() {
+            q = q.order((events::time.desc(), events::id.desc()));
+        }
+        CountOf(q.select(events::id).limit(cap)).get_result::<i64>(c)
+    })?)
 }
 
 /// `SELECT COUNT(*) FROM (<query>) AS matching`: diesel has no derived tables,
@@ -921,7 +977,17 @@ pub fn optimize(conn: &mut DbConn) -> Result<(), DbError> {
 
 #[cfg(test)]
 mod tests {
-    use super::like_pattern;
+    use super::{like_pattern, trigrams};
+
+    #[test]
+    fn a_terms_fts5_query_holds_trigrams_covering_it() {
+        assert_eq!(trigrams("gpu_vendor"), r#""gpu" "_ve" "ndo" "dor""#);
+        assert_eq!(trigrams("abcdef"), r#""abc" "def""#);
+        assert_eq!(trigrams("ttl"), r#""ttl""#);
+        // A quote is doubled inside the FTS5 string; any other character is itself.
+        assert_eq!(trigrams("a\"b c"), r#""a""b" "b c""#);
+        assert_eq!(trigrams("οδοσ"), r#""οδο" "δοσ""#);
+    }
 
     #[test]
     fn free_text_wildcards_are_taken_literally() {

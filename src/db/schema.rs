@@ -44,6 +44,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// SQLite only: the FTS5 trigram index of `events.search_doc` (external
+    /// content, kept by triggers; see the search_text migration).
+    events_text (rowid) {
+        rowid -> BigInt,
+        search_doc -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     login_failures (id) {
         id -> Int8,
         account -> Text,

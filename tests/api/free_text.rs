@@ -65,6 +65,7 @@ fn the_events() -> Vec<NewEvent> {
             "y",
             r#"{"note":{"new":"line1\nline2 a\u0000b"}}"#,
         ),
+        event(8, "e8", r#"say "hi""#, "eve", "{}"),
     ]
 }
 
@@ -110,7 +111,10 @@ async fn what_free_text_finds_and_what_it_does_not(backend: Backend) {
         ("ΟΔΟς", &["e2"]),
         // Each field the contract names.
         ("alice", &["e1"]),
-        ("@example.COM", &["e7", "e6", "e5", "e4", "e3", "e2", "e1"]),
+        (
+            "@example.COM",
+            &["e8", "e7", "e6", "e5", "e4", "e3", "e2", "e1"],
+        ),
         ("e3", &["e3"]),
         ("req-5", &["e5"]),
         ("gpu_vendor", &["e3"]),
@@ -131,6 +135,9 @@ async fn what_free_text_finds_and_what_it_does_not(backend: Backend) {
         ("_", &["e5", "e3"]),
         ("\\n", &["e5"]),
         ("*", &[]),
+        // A double quote, which the FTS5 query doubles.
+        ("\"hi\"", &["e8"]),
+        ("y \"h", &["e8"]),
         ("[", &[]),
         // Never across the end of one field and the start of the next.
         ("abcdef", &[]),
@@ -161,7 +168,7 @@ async fn what_free_text_finds_and_what_it_does_not(backend: Backend) {
     assert_eq!(found(&mut conn, &query("example", "&user=bob")).0, ["e2"]);
     assert_eq!(
         found(&mut conn, &query("xample", "&status=success")).0,
-        ["e6", "e4", "e2"]
+        ["e8", "e6", "e4", "e2"]
     );
 }
 
@@ -246,7 +253,7 @@ async fn events_stored_before_the_index_are_found_after_a_start(backend: Backend
     };
     conn.batch_execute(forget).unwrap();
     assert_eq!(ids(&mut conn, "nvidia"), Vec::<String>::new());
-    assert_eq!(store::fill_search_docs(&mut conn).unwrap(), 7);
+    assert_eq!(store::fill_search_docs(&mut conn).unwrap(), 8);
     assert_eq!(ids(&mut conn, "nvidia"), ["e3"]);
     assert_eq!(ids(&mut conn, "ΟΔΟς"), ["e2"]);
     assert_eq!(store::fill_search_docs(&mut conn).unwrap(), 0, "done once");
