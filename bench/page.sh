@@ -52,6 +52,7 @@ else
 fi
 
 add_manager
+READ_TOKEN="$("$BIN" --database-url "$DB_URL" token create --name bench-read --scope read 2>/dev/null)" || die "token create failed"
 start_server
 login
 
@@ -93,6 +94,11 @@ if [ "${EXTRA_CASES:-1}" = 1 ]; then
     "(extra) q=ttl (in ~0.7% of events)|/manage/audit?q=ttl|rows"
     "(extra) q=zq (two characters)|/manage/audit?q=zq|any"
     "(extra) q=gpu_vendor&action=write|/manage/audit?q=gpu_vendor&action=write|any"
+    "(extra) search=action:create action:delete|/manage/audit?search=$(urlenc "action:create action:delete")|rows"
+    "(extra) search=action:write -user:<top> gpu_vendor|/manage/audit?search=$(urlenc "action:write -user:$TOP_USER gpu_vendor")|rows"
+    "(api) no filter|/api/v1/audit-logs|rows"
+    "(api) action=write|/api/v1/audit-logs?action=write|rows"
+    "(api) q=gpu_vendor|/api/v1/audit-logs?q=gpu_vendor|rows"
     "(extra) user=<top>&action=cordon (0 rows)|/manage/audit?user=$(urlenc "$TOP_USER")&action=cordon|any"
   )
 fi
@@ -116,8 +122,13 @@ for c in "${CASES[@]}"; do
         printf '%s\t%s\t-\t-\t-\t-\t-\t-\t%s\n' "$name" "-" "no Older link 20 pages deep" >> "$RESULTS"; continue
     fi
     url="$BASE$path"
-    read -r code ttotal size < <(curl -s -o "$TMPDIR_BENCH/page.html" -w '%{http_code} %{time_total} %{size_download}\n' -H "Cookie: $COOKIE" "$url")
-    rows=$(grep -o '<td class="time"' "$TMPDIR_BENCH/page.html" | wc -l || true)
+    # The JSON API takes the read token; the page, the session cookie.
+    case "$path" in
+        /api/*) auth="Authorization: Bearer $READ_TOKEN"; row_mark='"resource_target":' ;;
+        *) auth="Cookie: $COOKIE"; row_mark='<td class="time"' ;;
+    esac
+    read -r code ttotal size < <(curl -s -o "$TMPDIR_BENCH/page.html" -w '%{http_code} %{time_total} %{size_download}\n' -H "$auth" "$url")
+    rows=$(grep -o "$row_mark" "$TMPDIR_BENCH/page.html" | wc -l || true)
     if [ "$code" != 200 ]; then
         log "case '$name' answered $code: not benchmarked"
         printf '%s\t%s\t-\t-\t-\t-\t%s\t%s\t%s\n' "$name" "$code" "$rows" "$(python3 -c "print(round($ttotal*1000,1))")" "HTTP $code: not benchmarked" >> "$RESULTS"; continue
@@ -128,7 +139,7 @@ for c in "${CASES[@]}"; do
     fi
     log "wrk: $name"
     wout="$TMPDIR_BENCH/wrk-$(echo "$name" | tr -c 'a-zA-Z0-9' _).txt"
-    wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency -H "Cookie: $COOKIE" "$url" > "$wout" 2>&1 || true
+    wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency -H "$auth" "$url" > "$wout" 2>&1 || true
     python3 - "$name" "$code" "$rows" "$ttotal" "$wout" <<'PYEOF' >> "$RESULTS"
 import re, sys
 name, code, rows, ttotal = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])

@@ -962,7 +962,13 @@ where
 pub fn optimize(conn: &mut DbConn) -> Result<(), DbError> {
     use diesel::connection::SimpleConnection;
     match conn.backend() {
-        AnyConnection::Sqlite(c) => c.batch_execute("PRAGMA optimize; ANALYZE;")?,
+        // FTS5's 'optimize' merges the free-text index's segments into one,
+        // which a bulk load leaves in hundreds: a rare term's lookup read the
+        // doclists of each (5.5 ms before, 2.2 ms after, on 1M events; the
+        // merge took 4.6 s).
+        AnyConnection::Sqlite(c) => c.batch_execute(
+            "PRAGMA optimize; ANALYZE; INSERT INTO events_text (events_text) VALUES ('optimize');",
+        )?,
         AnyConnection::Postgres(c) => {
             // VACUUM sets the visibility map, without which the planner avoids
             // index-only scans after a bulk load (the capped counts read the heap:
