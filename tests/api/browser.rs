@@ -187,10 +187,8 @@ async fn log_in_as_auditor(browser: &Browser, app: &TestApp) {
     browser.wait_for_url("/manage/audit").await;
 }
 
-async fn filters_change_the_url_and_rows_and_survive_reload_back_and_forward() {
-    let Some(browser) = Browser::start("the browser filter test").await else {
-        return;
-    };
+/// An app holding the demo's events, the browser logged in to it as an auditor.
+async fn demo_app_as_auditor(browser: &Browser) -> TestApp {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let sample = auditdesk::audit::demo::sample(chrono::Utc::now());
     auditdesk::audit::store::store_batch(
@@ -199,7 +197,15 @@ async fn filters_change_the_url_and_rows_and_survive_reload_back_and_forward() {
         auditdesk::db::events::OnConflict::RefuseBatch,
     )
     .unwrap();
-    log_in_as_auditor(&browser, &app).await;
+    log_in_as_auditor(browser, &app).await;
+    app
+}
+
+async fn filters_change_the_url_and_rows_and_survive_reload_back_and_forward() {
+    let Some(browser) = Browser::start("the browser filter test").await else {
+        return;
+    };
+    let app = demo_app_as_auditor(&browser).await;
     let unfiltered = rows(&browser.source().await);
     assert_eq!(unfiltered.len(), 50);
 
@@ -277,17 +283,7 @@ async fn filters_change_the_url_and_rows_and_survive_reload_back_and_forward() {
         "{rare} is not among the inline suggestions"
     );
     browser.type_into("#f-resource_target", &rare).await;
-    let mut suggested = false;
-    for _ in 0..50 {
-        let page = browser.source().await;
-        let list = &page[page.find("<datalist id=\"targets\">").unwrap()..];
-        if list[..list.find("</datalist>").unwrap()].contains(&option) {
-            suggested = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(suggested, "typing '{rare}' suggests it");
+    wait_for_suggestion(&browser, "targets", &rare).await;
     assert!(
         !browser.url().await.contains('?'),
         "typing alone does not apply the filter"
@@ -317,15 +313,7 @@ async fn the_search_bar_suggests_applies_and_keeps_in_step_with_the_dropdowns() 
     let Some(browser) = Browser::start("the browser search bar test").await else {
         return;
     };
-    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let sample = auditdesk::audit::demo::sample(chrono::Utc::now());
-    auditdesk::audit::store::store_batch(
-        &mut app.conn(),
-        &sample,
-        auditdesk::db::events::OnConflict::RefuseBatch,
-    )
-    .unwrap();
-    log_in_as_auditor(&browser, &app).await;
+    let _app = demo_app_as_auditor(&browser).await;
 
     browser.type_into("#f-search", "-us").await;
     wait_for_suggestion(&browser, "search-suggestions", "-user:").await;
