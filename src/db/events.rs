@@ -288,14 +288,20 @@ pub fn unsearched(conn: &mut DbConn, after: i64, limit: i64) -> Result<Vec<Event
         .load(conn.backend())?)
 }
 
-/// Sets the search text of stored events, in one transaction (on SQLite a
-/// trigger indexes it in `events_text`).
+/// Sets the search text of stored events that have none yet, in one
+/// transaction (on SQLite a trigger indexes it in `events_text`). An event
+/// another instance filled in meanwhile is left as it is (the database
+/// refuses to change a search text once set).
 pub fn set_search_docs(conn: &mut DbConn, docs: &[(i64, String)]) -> Result<(), DbError> {
     write_transaction(conn, |conn| {
         for (id, doc) in docs {
-            diesel::update(events::table.filter(events::id.eq(id)))
-                .set(events::search_doc.eq(doc))
-                .execute(conn.backend())?;
+            diesel::update(
+                events::table
+                    .filter(events::id.eq(id))
+                    .filter(events::search_doc.is_null()),
+            )
+            .set(events::search_doc.eq(doc))
+            .execute(conn.backend())?;
         }
         Ok(())
     })

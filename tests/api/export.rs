@@ -273,6 +273,29 @@ async fn the_cli_exports_with_the_page_filters(backend: Backend) {
         ids,
         expected(|k| k.user == "carol" && k.resource_type == "workspace")
     );
+    let out = run(&[
+        "--format",
+        "csv",
+        "--search",
+        "user:carol -action:write needle",
+    ]);
+    assert!(out.status.success());
+    let ids: Vec<String> = csv_rows(&String::from_utf8(out.stdout).unwrap())
+        .iter()
+        .map(|r| r[6].to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        expected(|k| k.user == "carol" && k.action != "write" && k.needle.is_some())
+    );
+    let bad = run(&["--search", "acton:write"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8(bad.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--search: 'acton:write': 'acton' is not a key"),
+        "{err}"
+    );
     let bad = run(&["--from", "last tuesday"]);
     assert!(!bad.status.success());
     let err = String::from_utf8(bad.stderr).unwrap();

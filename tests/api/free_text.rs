@@ -257,6 +257,14 @@ async fn events_stored_before_the_index_are_found_after_a_start(backend: Backend
     assert_eq!(ids(&mut conn, "nvidia"), ["e3"]);
     assert_eq!(ids(&mut conn, "ΟΔΟς"), ["e2"]);
     assert_eq!(store::fill_search_docs(&mut conn).unwrap(), 0, "done once");
+    // Filled in by another instance meanwhile: left as it is, and no error.
+    let id = auditdesk::db::events::find_by_uuid(&mut conn, "00000000-0000-4000-8000-000000000003")
+        .unwrap()
+        .unwrap()
+        .id;
+    auditdesk::db::events::set_search_docs(&mut conn, &[(id, "other".into())]).unwrap();
+    assert_eq!(ids(&mut conn, "nvidia"), ["e3"]);
+    assert_eq!(ids(&mut conn, "other"), Vec::<String>::new());
 }
 
 crate::cases! {
