@@ -88,11 +88,57 @@ function changed(el) {
   return el.value !== el.defaultValue;
 }
 
-// The bar's text without the terms of `key` (`key:v`, `-key:v`, `key:"v w"`).
+// A space as the server's char::is_whitespace has it (JS's \s also has
+// U+FEFF, and lacks U+0085).
+const SPACE = /[^\S\ufeff]|\u0085/;
+
+// The bar's terms as typed, split as the server reads them (audit::search):
+// an optional -, then a "quoted phrase" or key:"quoted value" (\" and \\
+// inside), or a word up to the next space.
+function searchTerms(text) {
+  const terms = [];
+  let i = 0;
+  while (i < text.length) {
+    while (i < text.length && SPACE.test(text[i])) i++;
+    if (i >= text.length) break;
+    const start = i;
+    if (text[i] === "-" && i + 1 < text.length && !SPACE.test(text[i + 1])) i++;
+    const key = /^[A-Za-z_]+:"/.exec(text.slice(i));
+    if (key) i += key[0].length - 1;
+    if (text[i] === '"') {
+      i++;
+      while (i < text.length && text[i] !== '"') {
+        i += text[i] === "\\" && (text[i + 1] === '"' || text[i + 1] === "\\") ? 2 : 1;
+      }
+      i++;
+    }
+    while (i < text.length && !SPACE.test(text[i])) i++;
+    terms.push(text.slice(start, Math.min(i, text.length)));
+  }
+  return terms;
+}
+
+// Whether a term opens a quoted phrase or value that it does not close.
+function openQuote(term) {
+  const m = /^-?(?:[A-Za-z_]+:)?"/.exec(term);
+  if (!m) return false;
+  for (let i = m[0].length; i < term.length; i++) {
+    if (term[i] === "\\" && (term[i + 1] === '"' || term[i + 1] === "\\")) i++;
+    else if (term[i] === '"') return false;
+  }
+  return true;
+}
+
+// The bar's text without the terms of `key` (`key:v`, `-key:v`, `key:"v w"`),
+// every other term exactly as it was.
 function withoutKey(text, key) {
-  const names = key === "target" ? "target|resource_target" : key;
-  const term = new RegExp('(^|\\s)-?(?:' + names + '):(?:"(?:[^"\\\\]|\\\\.)*"|\\S*)', "gi");
-  return text.replace(term, "$1").replace(/\s+/g, " ").trim();
+  const names = key === "target" ? ["target", "resource_target"] : [key];
+  return searchTerms(text)
+    .filter((t) => {
+      const m = /^-?([A-Za-z_]+):/.exec(t);
+      return !(m && names.includes(m[1].toLowerCase()));
+    })
+    .join(" ");
 }
 
 // Submits the filter form without its empty fields, so bookmarks stay short.
@@ -125,7 +171,7 @@ function suggestSearchTerms(bar, form) {
   if (!list) return;
   const keys = Object.values(SEARCH_KEYS);
   const fromSelect = (name) => [...form.elements.namedItem(name).options].map((o) => o.value).filter((v) => v);
-  const quote = (v) => (/[\s"]/.test(v) || v === "" ? '"' + v.replace(/[\\"]/g, "\\$&") + '"' : v);
+  const quote = (v) => (/[\s\u0085"]/.test(v) || v === "" ? '"' + v.replace(/[\\"]/g, "\\$&") + '"' : v);
   let asked = 0;
   let timer = 0;
   const show = (head, items) => {
@@ -141,6 +187,8 @@ function suggestSearchTerms(bar, form) {
     clearTimeout(timer);
     const ask = ++asked;
     const text = bar.value;
+    // Inside an open quoted phrase or value: nothing to suggest.
+    if (openQuote(searchTerms(text).pop() || "")) return list.replaceChildren();
     const m = /(^|\s)(-?)([A-Za-z_]*)(?::(\S*))?$/.exec(text);
     if (!m) return list.replaceChildren();
     const head = text.slice(0, m.index + m[1].length) + m[2];

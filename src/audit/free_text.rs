@@ -16,17 +16,38 @@ use super::Event;
 pub const FIELD_SEPARATOR: char = '\u{1f}';
 
 /// Folds case one character at a time, so that a term folds the same alone as
-/// inside a longer text: Unicode's lowercase mapping of each character, and
-/// final sigma as sigma (`str::to_lowercase` would choose between σ and ς by
-/// the letters around it).
+/// inside a longer text: Unicode's lowercase mapping of each character, then
+/// the few characters that are already lowercase but that Unicode's case
+/// folding (CaseFolding.txt, C and S) maps further, such as final sigma
+/// (`str::to_lowercase` would choose between σ and ς by the letters around
+/// it), the micro sign and long s. Full folding (`ß` as `ss`) is not done.
 pub fn fold(text: &str) -> String {
     let mut folded = String::with_capacity(text.len());
     for c in text.chars() {
         for lower in c.to_lowercase() {
-            folded.push(if lower == 'ς' { 'σ' } else { lower });
+            folded.push(fold_lowercase(lower));
         }
     }
     folded
+}
+
+/// Case folding of a character that lowercase mapping leaves as it is.
+fn fold_lowercase(c: char) -> char {
+    match c {
+        'ς' => 'σ',
+        '\u{b5}' => 'μ',
+        'ſ' => 's',
+        '\u{345}' | '\u{1fbe}' => 'ι',
+        'ϐ' => 'β',
+        'ϑ' => 'θ',
+        'ϕ' => 'φ',
+        'ϖ' => 'π',
+        'ϰ' => 'κ',
+        'ϱ' => 'ρ',
+        'ϵ' => 'ε',
+        'ẛ' => 'ṡ',
+        other => other,
+    }
 }
 
 /// The text `q` is matched against: the resource target, username, email,
@@ -58,7 +79,7 @@ pub fn document(event: &Event) -> String {
 }
 
 /// The search text of texts as they are (a stored row that no longer reads
-/// as an event: its fields and its diff's stored text).
+/// as an event: its fields).
 pub fn raw_document(texts: &[&str]) -> String {
     let mut doc = Document::default();
     for text in texts {
@@ -146,6 +167,9 @@ mod tests {
         assert!(fold("ΟΔΟΣ").contains(&term("ΟΣ").unwrap()));
         assert!(fold("ΟΔΟΣ Α").contains(&term("ΟΣ ").unwrap()));
         assert_eq!(term("İ").unwrap(), "i\u{307}");
+        // Already lowercase, but folded further: micro sign, long s, Greek symbols.
+        assert_eq!(fold("5\u{b5}s ſ ϐϑϕ"), fold("5μs s βθφ"));
+        assert_eq!(fold("ẞ"), "ß");
         assert_eq!(term("50%_Off").unwrap(), "50%_off");
     }
 

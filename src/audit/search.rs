@@ -193,14 +193,15 @@ impl Search {
         found
     }
 
-    /// `from:` and `to:` bound the time once each; they cannot be excluded.
+    /// `from:` and `to:` bound the time once each, `to:` after `from:`; they
+    /// cannot be excluded.
     fn check_bounds(&self) -> Result<(), SearchError> {
-        let mut seen_from = false;
-        let mut seen_to = false;
+        let mut seen_from = None;
+        let mut seen_to = None;
         for t in &self.terms {
-            let (seen, key) = match t.want {
-                Want::From(_) => (&mut seen_from, Key::From),
-                Want::To(_) => (&mut seen_to, Key::To),
+            let (seen, key, at) = match t.want {
+                Want::From(at) => (&mut seen_from, Key::From, at),
+                Want::To(at) => (&mut seen_to, Key::To, at),
                 _ => continue,
             };
             let term = format!("{}{}:", if t.negated { "-" } else { "" }, key.name());
@@ -213,13 +214,21 @@ impl Search {
                     ),
                 });
             }
-            if *seen {
+            if seen.is_some() {
                 return Err(SearchError {
                     term,
                     problem: "is given more than once; give it once".into(),
                 });
             }
-            *seen = true;
+            *seen = Some(at);
+        }
+        if let (Some(from), Some(to)) = (seen_from, seen_to)
+            && to <= from
+        {
+            return Err(SearchError {
+                term: format!("to:{}", format_bound(to)),
+                problem: "must be after from: (from is inclusive, to is exclusive)".into(),
+            });
         }
         Ok(())
     }
@@ -307,8 +316,15 @@ fn looks_like_key(text: &str) -> bool {
     !text.is_empty() && text.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
 }
 
-/// A free-text term, checked as `q` is.
+/// A free-text term, checked as `q` is; an empty phrase (`""`) is refused,
+/// as it would find every event (or, excluded, none).
 fn text_term(raw: &str, negated: bool, text: String) -> Result<Term, SearchError> {
+    if text.is_empty() {
+        return Err(SearchError {
+            term: raw.to_owned(),
+            problem: "an empty phrase; put text between the quotes".into(),
+        });
+    }
     super::free_text::term(&text).map_err(|problem| SearchError {
         term: raw.to_owned(),
         problem,
@@ -452,6 +468,19 @@ mod tests {
         assert!(error("from:yesterday").starts_with("'from:yesterday': 'yesterday' is not a date"));
         assert!(error("-from:2026-01-01").contains("cannot be excluded"));
         assert!(error("to:2026-01-01 to:2026-02-01").contains("more than once"));
+        assert_eq!(
+            error("from:2026-02-01 to:2026-01-15"),
+            "'to:2026-01-15': must be after from: (from is inclusive, to is exclusive)"
+        );
+        assert!(error(r#"a "" b"#).starts_with(r#"'""': an empty phrase"#));
+        assert!(error(r#"-"""#).starts_with(r#"'-""': an empty phrase"#));
+        // Non-ASCII text in malformed terms is quoted whole.
+        assert_eq!(
+            error(r#"user:"a"é"#),
+            r#"'user:"a"é': a closing quote must end the term (put a space after it)"#
+        );
+        assert_eq!(error(r#"x "ü"#), r#"'"ü': the double quote is not closed"#);
+        assert_eq!(terms("ä:x"), [text(false, "ä:x")], "not a key: free text");
         assert!(error("a\u{1f}b").contains("U+001F"));
         assert!(error("https://x").contains("'https' is not a key"));
         let many = "w ".repeat(MAX_TERMS + 1);

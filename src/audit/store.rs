@@ -110,16 +110,16 @@ pub fn fill_search_docs(conn: &mut DbConn) -> Result<u64, DbError> {
                 let id = row.id;
                 let doc = match from_row(row.clone()) {
                     Ok(event) => super::free_text::document(&event),
-                    // Still searchable by its fields; its diff as stored.
+                    // Still searchable by its fields; not by its diff, which
+                    // cannot be told apart from the JSON around it.
                     Err(e) => {
-                        tracing::warn!("{e}; its search text holds its diff as stored");
+                        tracing::warn!("{e}; its search text holds its fields, not its diff");
                         super::free_text::raw_document(&[
                             &row.resource_target,
                             &row.actor_username,
                             &row.actor_email,
                             &row.resource_id,
                             &row.request_id,
-                            &row.diff,
                         ])
                     }
                 };

@@ -416,7 +416,12 @@ fn ensure_text_index(conn: &mut DbConn) -> Result<(), DbError> {
     if !matches!(conn.backend(), AnyConnection::Sqlite(_)) || text_index_trigger(conn)?.is_some() {
         return Ok(());
     }
+    // Checked again inside the transaction: another process starting at the
+    // same time may have put it back first.
     write_transaction(conn, |conn| {
+        if text_index_trigger(conn)?.is_some() {
+            return Ok(());
+        }
         conn.batch_execute(&format!(
             "{}; INSERT INTO events_text (events_text) VALUES ('rebuild');",
             TEXT_INDEX_TRIGGER.1
@@ -791,7 +796,9 @@ impl TextPlan {
             .iter()
             .filter(|t| t.chars().count() >= INDEXED_TERM_CHARS)
             .collect();
-        if indexed.is_empty() {
+        // While a bulk load has the index's trigger dropped, the index misses
+        // events: every term is tested on the walk.
+        if indexed.is_empty() || text_index_trigger(conn)?.is_none() {
             return Ok(plan);
         }
         let threshold = candidate_threshold(conn, want)?;
@@ -894,14 +901,16 @@ type TextTests = ((&'static str, &'static str), (&'static str, &'static str));
 impl TextSql for diesel::SqliteConnection {
     const TEXT_SQL: TextTests = (
         ("instr(events.search_doc, ", ") > 0"),
-        ("instr(events.search_doc, ", ") = 0"),
+        // An event without its search text yet (see `unsearched`) lacks every term.
+        ("instr(coalesce(events.search_doc, ''), ", ") = 0"),
     );
 }
 
 impl TextSql for diesel::PgConnection {
     const TEXT_SQL: TextTests = (
-        ("events.search_doc LIKE ", " ESCAPE '\\'"),
-        ("strpos(events.search_doc, ", ") = 0"),
+        // E'': the escape is a backslash whatever standard_conforming_strings says.
+        ("events.search_doc LIKE ", " ESCAPE E'\\\\'"),
+        ("strpos(coalesce(events.search_doc, ''), ", ") = 0"),
     );
 }
 

@@ -5,7 +5,7 @@ BEGIN
     SELECT RAISE(ABORT, 'audit events are append-only: UPDATE is refused');
 END;
 DROP TRIGGER events_text_update;
-DROP TRIGGER events_text_insert;
+DROP TRIGGER IF EXISTS events_text_insert;
 DROP TABLE events_text;
-DROP INDEX events_unsearched;
+DROP INDEX IF EXISTS events_unsearched;
 ALTER TABLE events DROP COLUMN search_doc;

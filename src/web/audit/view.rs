@@ -146,12 +146,7 @@ impl FormState {
 
     /// What the field for `param` shows.
     pub fn value(&self, param: Param) -> Cow<'_, str> {
-        let given = self.raw.get(param).unwrap_or_default();
-        let given = if param.is_exact() {
-            given
-        } else {
-            given.trim()
-        };
+        let given = self.given(param);
         match self.search_term(param) {
             Some(v) if given.is_empty() => Cow::Owned(v),
             _ => Cow::Borrowed(given),
@@ -167,8 +162,17 @@ impl FormState {
     /// Whether the field shows the search bar's term rather than its own
     /// parameter (the script then leaves it out of the URL unless changed).
     pub fn shows_search(&self, param: Param) -> bool {
-        self.raw.get(param).unwrap_or_default().trim().is_empty()
-            && self.search_term(param).is_some()
+        self.given(param).is_empty() && self.search_term(param).is_some()
+    }
+
+    /// The parameter as the URL gave it: exactly, or trimmed.
+    fn given(&self, param: Param) -> &str {
+        let given = self.raw.get(param).unwrap_or_default();
+        if param.is_exact() {
+            given
+        } else {
+            given.trim()
+        }
     }
 
     /// The Resource Type dropdown: the types stored, and the one asked for.
