@@ -158,6 +158,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// `success` or `failure`, as the query string and the search bar spell it.
+    pub fn parse(text: &str) -> Result<Outcome, String> {
+        match text {
+            "success" => Ok(Outcome::Success),
+            "failure" => Ok(Outcome::Failure),
+            other => Err(format!(
+                "'{}' is not a status (expected success or failure)",
+                super::visible::escaped(other)
+            )),
+        }
+    }
+
     /// The name used in the query string.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -257,6 +269,26 @@ pub struct ParamError {
 impl fmt::Display for ParamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.param, self.message)
+    }
+}
+
+/// The value of `param` read by `parse`, when given; a value it refuses is
+/// added to `errors` under the parameter's name.
+fn parsed<T>(
+    errors: &mut Vec<ParamError>,
+    param: Param,
+    value: Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Option<T> {
+    match parse(value.as_deref()?) {
+        Ok(v) => Some(v),
+        Err(message) => {
+            errors.push(ParamError {
+                param: param.name(),
+                message,
+            });
+            None
+        }
     }
 }
 
@@ -379,58 +411,18 @@ impl AuditQuery {
         let limit_text = value(Param::Limit);
         let cursor_text = value(Param::Cursor);
 
-        let q = q_text.and_then(|q| match super::free_text::term(&q) {
-            Ok(_) => Some(q),
-            Err(message) => {
-                errors.push(ParamError {
-                    param: Param::Q.name(),
-                    message,
-                });
-                None
-            }
+        let q = parsed(&mut errors, Param::Q, q_text, |q| {
+            super::free_text::check_term(q).map(|()| q.to_owned())
         });
-        let search = search_text.and_then(|text| match Search::parse(&text) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                errors.push(ParamError {
-                    param: Param::Search.name(),
-                    message: e.to_string(),
-                });
-                None
-            }
+        let search = parsed(&mut errors, Param::Search, search_text, |text| {
+            Search::parse(text).map_err(|e| e.to_string())
         });
-        let action = action_text.and_then(|a| match a.parse::<Action>() {
-            Ok(a) => Some(a),
-            Err(e) => {
-                errors.push(ParamError {
-                    param: Param::Action.name(),
-                    message: e.to_string(),
-                });
-                None
-            }
+        let action = parsed(&mut errors, Param::Action, action_text, |a| {
+            a.parse::<Action>().map_err(|e| e.to_string())
         });
-        let status = status_text.and_then(|s| match s.as_str() {
-            "success" => Some(Outcome::Success),
-            "failure" => Some(Outcome::Failure),
-            other => {
-                errors.push(ParamError {
-                    param: Param::Status.name(),
-                    message: format!("'{other}' is not a status (expected success or failure)"),
-                });
-                None
-            }
-        });
-        let mut bound = |param: &'static str, value: Option<String>| {
-            value.and_then(|v| match parse_bound(&v) {
-                Ok(t) => Some(t),
-                Err(message) => {
-                    errors.push(ParamError { param, message });
-                    None
-                }
-            })
-        };
-        let from = bound("from", from_text);
-        let to = bound("to", to_text);
+        let status = parsed(&mut errors, Param::Status, status_text, Outcome::parse);
+        let from = parsed(&mut errors, Param::From, from_text, parse_bound);
+        let to = parsed(&mut errors, Param::To, to_text, parse_bound);
         if let (Some(f), Some(t)) = (from, to)
             && t <= f
         {
@@ -452,17 +444,10 @@ impl AuditQuery {
                 }
             },
         };
-        let cursor = cursor_text.and_then(|c| match Cursor::parse(&c) {
-            Some(c) => Some(c),
-            None => {
-                errors.push(ParamError {
-                    param: Param::Cursor.name(),
-                    message:
-                        "is not a cursor from a page of this log (follow the Older/Newer links)"
-                            .into(),
-                });
-                None
-            }
+        let cursor = parsed(&mut errors, Param::Cursor, cursor_text, |c| {
+            Cursor::parse(c).ok_or_else(|| {
+                "is not a cursor from a page of this log (follow the Older/Newer links)".into()
+            })
         });
         if !errors.is_empty() {
             return Err(errors);

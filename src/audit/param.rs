@@ -66,6 +66,42 @@ impl Param {
         }
     }
 
+    /// The filters that are keys of the search bar's `key:value` terms, in the
+    /// order CONTRACT.md lists them ("Free text and the search bar").
+    pub const SEARCH_KEYS: [Param; 9] = [
+        Param::Action,
+        Param::ResourceType,
+        Param::ResourceTarget,
+        Param::User,
+        Param::ResourceId,
+        Param::RequestId,
+        Param::Status,
+        Param::From,
+        Param::To,
+    ];
+
+    /// The name of its search bar key (`target` for the resource target), if
+    /// it is one.
+    pub fn search_key(self) -> Option<&'static str> {
+        match self {
+            Param::ResourceTarget => Some("target"),
+            Param::Q | Param::Search | Param::Limit | Param::Cursor => None,
+            other => Some(other.name()),
+        }
+    }
+
+    /// The parameter whose search bar key is `name`, ignoring ASCII case;
+    /// `resource_target` (the query string's name) is `target` too.
+    pub fn from_search_key(name: &str) -> Option<Param> {
+        let name = name.to_ascii_lowercase();
+        if name == Param::ResourceTarget.name() {
+            return Some(Param::ResourceTarget);
+        }
+        Param::SEARCH_KEYS
+            .into_iter()
+            .find(|k| k.search_key() == Some(name.as_str()))
+    }
+
     /// The parameter the query string calls `name`.
     pub fn from_name(name: &str) -> Option<Param> {
         Param::ALL.into_iter().find(|p| p.name() == name)
@@ -147,5 +183,15 @@ mod tests {
                 .all(|p| Param::ALL.contains(p) && !matches!(p, Param::Limit | Param::Cursor))
         );
         assert_eq!(Param::FILTERS.len() + 2, Param::ALL.len());
+        // The search bar's keys are the filters that have one, each once.
+        let mut keyed: Vec<Param> = Param::FILTERS
+            .iter()
+            .copied()
+            .filter(|p| p.search_key().is_some())
+            .collect();
+        let mut listed = Param::SEARCH_KEYS.to_vec();
+        keyed.sort_by_key(|p| p.name());
+        listed.sort_by_key(|p| p.name());
+        assert_eq!(keyed, listed);
     }
 }

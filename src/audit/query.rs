@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use super::filter::{AuditQuery, Cursor, Direction, Filter, Outcome, Suggested, SuggestionQuery};
-use super::search::{Key, Want};
+use super::param::Param;
+use super::search::Want;
 use super::store::{LoadError, from_row};
 use super::{Event, free_text};
 use crate::db::events::{self as rows, Criteria, EventRow, Position, Values};
@@ -50,7 +51,7 @@ impl Page {
 /// the status and the time bounds likewise.
 pub fn criteria(filter: &Filter) -> Criteria {
     let search = filter.search.clone().unwrap_or_default();
-    let column = |field: &Option<String>, key: Key| {
+    let column = |field: &Option<String>, key: Param| {
         let mut v = Values::exactly(field.clone());
         let (allowed, excluded) = search.values(key);
         narrow(&mut v, &allowed);
@@ -58,12 +59,12 @@ pub fn criteria(filter: &Filter) -> Criteria {
         v
     };
     let mut c = Criteria {
-        resource_type: column(&filter.resource_type, Key::ResourceType),
+        resource_type: column(&filter.resource_type, Param::ResourceType),
         action: Values::exactly(filter.action.map(|a| a.as_str().to_owned())),
-        resource_target: column(&filter.resource_target, Key::Target),
-        actor_username: column(&filter.user, Key::User),
-        resource_id: column(&filter.resource_id, Key::ResourceId),
-        request_id: column(&filter.request_id, Key::RequestId),
+        resource_target: column(&filter.resource_target, Param::ResourceTarget),
+        actor_username: column(&filter.user, Param::User),
+        resource_id: column(&filter.resource_id, Param::ResourceId),
+        request_id: column(&filter.request_id, Param::RequestId),
         failed: None,
         from: filter.from.map(|t| t.naive_utc()),
         to: filter.to.map(|t| t.naive_utc()),

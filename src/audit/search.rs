@@ -14,81 +14,11 @@ use super::filter::{Outcome, format_bound, parse_bound};
 use super::param::Param;
 use super::visible::escaped;
 
-/// The keys of `key:value` terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Key {
-    Action,
-    ResourceType,
-    Target,
-    User,
-    ResourceId,
-    RequestId,
-    Status,
-    From,
-    To,
-}
-
-impl Key {
-    /// Every key, in the order the contract lists them.
-    pub const ALL: [Key; 9] = [
-        Key::Action,
-        Key::ResourceType,
-        Key::Target,
-        Key::User,
-        Key::ResourceId,
-        Key::RequestId,
-        Key::Status,
-        Key::From,
-        Key::To,
-    ];
-
-    /// The key as a term spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Key::Action => "action",
-            Key::ResourceType => "resource_type",
-            Key::Target => "target",
-            Key::User => "user",
-            Key::ResourceId => "resource_id",
-            Key::RequestId => "request_id",
-            Key::Status => "status",
-            Key::From => "from",
-            Key::To => "to",
-        }
-    }
-
-    /// The key of a filter parameter (the form's field that shows it).
-    pub fn for_param(param: Param) -> Option<Key> {
-        Some(match param {
-            Param::Action => Key::Action,
-            Param::ResourceType => Key::ResourceType,
-            Param::ResourceTarget => Key::Target,
-            Param::User => Key::User,
-            Param::ResourceId => Key::ResourceId,
-            Param::RequestId => Key::RequestId,
-            Param::Status => Key::Status,
-            Param::From => Key::From,
-            Param::To => Key::To,
-            Param::Q | Param::Search | Param::Limit | Param::Cursor => return None,
-        })
-    }
-
-    /// The key spelled `name`, ignoring ASCII case; `resource_target` is
-    /// `target` (the query parameter's name).
-    fn from_name(name: &str) -> Option<Key> {
-        let name = name.to_ascii_lowercase();
-        if name == "resource_target" {
-            return Some(Key::Target);
-        }
-        Key::ALL.into_iter().find(|k| k.name() == name)
-    }
-}
-
 /// What one term asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Want {
     /// An exact value of a text field (`user:alice`, `target:"my ws"`).
-    Value(Key, String),
+    Value(Param, String),
     Action(Action),
     Status(Outcome),
     From(DateTime<Utc>),
@@ -156,7 +86,7 @@ impl Search {
 
     /// The values of `key` that its terms allow (positive) and exclude
     /// (negated), as given.
-    pub fn values(&self, key: Key) -> (Vec<&str>, Vec<&str>) {
+    pub fn values(&self, key: Param) -> (Vec<&str>, Vec<&str>) {
         let mut allowed = Vec::new();
         let mut excluded = Vec::new();
         for t in &self.terms {
@@ -175,14 +105,14 @@ impl Search {
 
     /// The one value a dropdown shows for `key`: a single positive term of
     /// that key and no other term of it.
-    pub fn single(&self, key: Key) -> Option<String> {
+    pub fn single(&self, key: Param) -> Option<String> {
         let mut found = None;
         for t in &self.terms {
             let value = match (&t.want, key) {
                 (Want::Value(k, v), _) if *k == key => v.clone(),
-                (Want::Action(a), Key::Action) => a.as_str().to_owned(),
-                (Want::Status(s), Key::Status) => s.as_str().to_owned(),
-                (Want::From(t), Key::From) | (Want::To(t), Key::To) => format_bound(*t),
+                (Want::Action(a), Param::Action) => a.as_str().to_owned(),
+                (Want::Status(s), Param::Status) => s.as_str().to_owned(),
+                (Want::From(t), Param::From) | (Want::To(t), Param::To) => format_bound(*t),
                 _ => continue,
             };
             if t.negated || found.is_some() {
@@ -200,17 +130,21 @@ impl Search {
         let mut seen_to = None;
         for t in &self.terms {
             let (seen, key, at) = match t.want {
-                Want::From(at) => (&mut seen_from, Key::From, at),
-                Want::To(at) => (&mut seen_to, Key::To, at),
+                Want::From(at) => (&mut seen_from, Param::From, at),
+                Want::To(at) => (&mut seen_to, Param::To, at),
                 _ => continue,
             };
-            let term = format!("{}{}:", if t.negated { "-" } else { "" }, key.name());
+            let term = format!(
+                "{}{}:",
+                if t.negated { "-" } else { "" },
+                key.search_key().unwrap_or_default()
+            );
             if t.negated {
                 return Err(SearchError {
                     term,
                     problem: format!(
                         "a time bound cannot be excluded; use {}: instead",
-                        if key == Key::From { "to" } else { "from" }
+                        if key == Param::From { "to" } else { "from" }
                     ),
                 });
             }
@@ -269,13 +203,15 @@ fn next_term(text: &str) -> Result<(&str, Term, &str), SearchError> {
         (value_text[..end].to_owned(), &value_text[end..])
     };
     let raw = &text[..text.len() - after.len()];
-    let Some(key) = Key::from_name(key_text) else {
+    let Some(key) = Param::from_search_key(key_text) else {
         return Err(SearchError {
             term: raw.to_owned(),
             problem: format!(
                 "'{}' is not a key ({}); put the text in double quotes to search for it",
                 escaped(key_text),
-                Key::ALL.map(Key::name).join(", ")
+                Param::SEARCH_KEYS
+                    .map(|k| k.search_key().unwrap_or_default())
+                    .join(", ")
             ),
         });
     };
@@ -284,7 +220,10 @@ fn next_term(text: &str) -> Result<(&str, Term, &str), SearchError> {
         problem,
     };
     if value.is_empty() {
-        return Err(fail(format!("{}: has no value", key.name())));
+        return Err(fail(format!(
+            "{}: has no value",
+            key.search_key().unwrap_or_default()
+        )));
     }
     if value.contains('\0') {
         return Err(fail(
@@ -292,19 +231,10 @@ fn next_term(text: &str) -> Result<(&str, Term, &str), SearchError> {
         ));
     }
     let want = match key {
-        Key::Action => Want::Action(value.parse::<Action>().map_err(|e| fail(e.to_string()))?),
-        Key::Status => Want::Status(match value.as_str() {
-            "success" => Outcome::Success,
-            "failure" => Outcome::Failure,
-            other => {
-                return Err(fail(format!(
-                    "'{}' is not a status (expected success or failure)",
-                    escaped(other)
-                )));
-            }
-        }),
-        Key::From => Want::From(parse_bound(&value).map_err(fail)?),
-        Key::To => Want::To(parse_bound(&value).map_err(fail)?),
+        Param::Action => Want::Action(value.parse::<Action>().map_err(|e| fail(e.to_string()))?),
+        Param::Status => Want::Status(Outcome::parse(&value).map_err(fail)?),
+        Param::From => Want::From(parse_bound(&value).map_err(fail)?),
+        Param::To => Want::To(parse_bound(&value).map_err(fail)?),
         _ => Want::Value(key, value),
     };
     Ok((raw, Term { negated, want }, after))
@@ -325,7 +255,7 @@ fn text_term(raw: &str, negated: bool, text: String) -> Result<Term, SearchError
             problem: "an empty phrase; put text between the quotes".into(),
         });
     }
-    super::free_text::term(&text).map_err(|problem| SearchError {
+    super::free_text::check_term(&text).map_err(|problem| SearchError {
         term: raw.to_owned(),
         problem,
     })?;
@@ -387,7 +317,7 @@ mod tests {
         Search::parse(text).unwrap_err().to_string()
     }
 
-    fn value(negated: bool, key: Key, v: &str) -> Term {
+    fn value(negated: bool, key: Param, v: &str) -> Term {
         Term {
             negated,
             want: Want::Value(key, v.into()),
@@ -406,8 +336,8 @@ mod tests {
         assert_eq!(
             terms(r#"user:alice  -target:"my ws" gpu "two words" -noise"#),
             [
-                value(false, Key::User, "alice"),
-                value(true, Key::Target, "my ws"),
+                value(false, Param::User, "alice"),
+                value(true, Param::ResourceTarget, "my ws"),
                 text(false, "gpu"),
                 text(false, "two words"),
                 text(true, "noise"),
@@ -437,13 +367,13 @@ mod tests {
         );
         assert_eq!(
             terms("resource_target:b:c"),
-            [value(false, Key::Target, "b:c")]
+            [value(false, Param::ResourceTarget, "b:c")]
         );
-        assert_eq!(terms("USER:Al"), [value(false, Key::User, "Al")]);
+        assert_eq!(terms("USER:Al"), [value(false, Param::User, "Al")]);
         // Escapes inside quotes; another backslash is itself.
         assert_eq!(
             terms(r#"user:"a \"b\" \\ c:\d""#),
-            [value(false, Key::User, r#"a "b" \ c:\d"#)]
+            [value(false, Param::User, r#"a "b" \ c:\d"#)]
         );
         assert!(terms("  ").is_empty());
     }
@@ -490,11 +420,11 @@ mod tests {
     #[test]
     fn a_dropdown_shows_a_single_positive_term() {
         let s = Search::parse("action:create user:a user:b -target:x status:failure").unwrap();
-        assert_eq!(s.single(Key::Action).as_deref(), Some("create"));
-        assert_eq!(s.single(Key::User), None, "two users");
-        assert_eq!(s.single(Key::Target), None, "excluded");
-        assert_eq!(s.single(Key::Status).as_deref(), Some("failure"));
-        assert_eq!(s.single(Key::ResourceType), None);
-        assert_eq!(s.values(Key::User), (vec!["a", "b"], vec![]));
+        assert_eq!(s.single(Param::Action).as_deref(), Some("create"));
+        assert_eq!(s.single(Param::User), None, "two users");
+        assert_eq!(s.single(Param::ResourceTarget), None, "excluded");
+        assert_eq!(s.single(Param::Status).as_deref(), Some("failure"));
+        assert_eq!(s.single(Param::ResourceType), None);
+        assert_eq!(s.values(Param::User), (vec!["a", "b"], vec![]));
     }
 }

@@ -630,7 +630,7 @@ pub struct Criteria {
     pub from: Option<NaiveDateTime>,
     /// Exclusive.
     pub to: Option<NaiveDateTime>,
-    /// Free-text terms, already case-folded (`audit::free_text::term`): each
+    /// Free-text terms, already case-folded (`audit::free_text::fold`): each
     /// must be found in the event's `search_doc`.
     pub text: Vec<String>,
     /// Free-text terms, folded, none of which may be found.

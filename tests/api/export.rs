@@ -256,37 +256,25 @@ async fn the_cli_exports_with_the_page_filters(backend: Backend) {
             .output()
             .unwrap()
     };
-    let out = run(&[
-        "--format",
-        "csv",
-        "--user",
-        "carol",
-        "--resource-type",
-        "workspace",
-    ]);
-    assert!(out.status.success());
-    let ids: Vec<String> = csv_rows(&String::from_utf8(out.stdout).unwrap())
-        .iter()
-        .map(|r| r[6].to_owned())
-        .collect();
+    // The resource ids of a CSV export with these flags.
+    let exported = |args: &[&str]| -> Vec<String> {
+        let out = run(&[&["--format", "csv"], args].concat());
+        assert!(out.status.success(), "{args:?}");
+        csv_rows(&String::from_utf8(out.stdout).unwrap())
+            .iter()
+            .map(|r| r[6].to_owned())
+            .collect()
+    };
     assert_eq!(
-        ids,
+        exported(&["--user", "carol", "--resource-type", "workspace"]),
         expected(|k| k.user == "carol" && k.resource_type == "workspace")
     );
-    let out = run(&[
-        "--format",
-        "csv",
-        "--search",
-        "user:carol -action:write needle",
-    ]);
-    assert!(out.status.success());
-    let ids: Vec<String> = csv_rows(&String::from_utf8(out.stdout).unwrap())
-        .iter()
-        .map(|r| r[6].to_owned())
-        .collect();
+    // Not empty: a search that found nothing would not pass.
+    let want = expected(|k| k.user == "carol" && k.action != "open" && k.target == "target-1");
+    assert_eq!(want.len(), 2);
     assert_eq!(
-        ids,
-        expected(|k| k.user == "carol" && k.action != "write" && k.needle.is_some())
+        exported(&["--search", "user:carol -action:open target-1"]),
+        want
     );
     let bad = run(&["--search", "acton:write"]);
     assert!(!bad.status.success());

@@ -205,33 +205,26 @@ impl Browser {
 
     /// Types into the field matching `css`.
     pub async fn type_into(&self, css: &str, text: &str) {
-        let id = self.element(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await;
+        self.act_on(css, "value", json!({ "text": text })).await;
     }
 
     /// Empties the field matching `css`.
     pub async fn clear(&self, css: &str) {
-        let id = self.element(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/clear"),
-            Some(json!({})),
-        )
-        .await;
+        self.act_on(css, "clear", json!({})).await;
     }
 
     /// Clicks the element matching `css`.
     pub async fn click(&self, css: &str) {
+        self.act_on(css, "click", json!({})).await;
+    }
+
+    /// Sends the element matching `css` one of WebDriver's element commands.
+    async fn act_on(&self, css: &str, command: &str, body: Value) {
         let id = self.element(css).await;
         self.call(
             reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
+            &format!("/element/{id}/{command}"),
+            Some(body),
         )
         .await;
     }

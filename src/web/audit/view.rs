@@ -2,6 +2,8 @@
 //! form's choices and errors, the paging and export links. No HTTP here
 //! beyond the status the page answers with.
 
+use std::borrow::Cow;
+
 use actix_web::http::StatusCode;
 use askama::Template;
 
@@ -11,11 +13,10 @@ use crate::audit::filter::{
     encode_query,
 };
 use crate::audit::query::{FormChoices, MatchCount, Page};
-use crate::audit::search::{Key, Search};
+use crate::audit::search::Search;
 use crate::audit::{Action, Event};
 use crate::web::shown::Shown;
 use crate::web::views::Nav;
-use std::borrow::Cow;
 
 /// One value of a diff: as shown (long opaque values shortened) and in full.
 pub struct ShownValue {
@@ -155,8 +156,7 @@ impl FormState {
 
     /// The value a field empty in the URL takes from the search bar.
     fn search_term(&self, param: Param) -> Option<String> {
-        let key = Key::for_param(param)?;
-        self.search.as_ref()?.single(key)
+        self.search.as_ref()?.single(param)
     }
 
     /// Whether the field shows the search bar's term rather than its own
@@ -199,7 +199,7 @@ impl FormState {
     fn more_open(&self, err: &FieldErrors) -> bool {
         [Param::Q, Param::ResourceId, Param::RequestId]
             .into_iter()
-            .any(|p| !self.raw.get(p).unwrap_or_default().is_empty() || err.get(p).is_some())
+            .any(|p| !self.given(p).is_empty() || err.get(p).is_some())
     }
 }
 
