@@ -39,6 +39,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: Pool,
+    config: Config,
 }
 
 /// Why the server could not start.
@@ -66,15 +67,23 @@ impl Application {
             .port();
         let key = cookie_key(&pool)?;
         let events = db::event_writer::EventWriter::start(&database, pool.clone())?;
-        let state = crate::web::AppState::new(pool.clone(), config.clone(), events);
+        let form_key = crate::web::pre_login::FormKey::derive(key.signing());
+        let state = crate::web::AppState::new(
+            database.clone(),
+            pool.clone(),
+            config.clone(),
+            events,
+            form_key,
+        );
         let store = DbSessionStore::new(pool.clone(), config.idle_timeout, config.absolute_timeout);
         let secure = config.secure_cookies();
+        let cookie_name = config.cookie_name("auditdesk_session");
         let absolute = CookieDuration::seconds(
             i64::try_from(config.absolute_timeout.as_secs()).unwrap_or(i64::MAX),
         );
         let mut server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(store.clone(), key.clone())
-                .cookie_name("auditdesk_session".into())
+                .cookie_name(cookie_name.clone())
                 .cookie_secure(secure)
                 .cookie_http_only(true)
                 .cookie_same_site(SameSite::Lax)
@@ -85,7 +94,13 @@ impl Application {
             App::new()
                 .app_data(aweb::Data::new(state.clone()))
                 .wrap(sessions)
-                .wrap(crate::web::security_headers())
+                .wrap(actix_web::middleware::from_fn(
+                    crate::web::http_rules::same_origin_writes,
+                ))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::web::http_rules::methods,
+                ))
+                .wrap(crate::web::security_headers(secure))
                 .wrap(actix_web::middleware::from_fn(crate::web::request_id::tag))
                 .configure(crate::web::configure)
                 .default_service(aweb::to(crate::web::not_found))
@@ -99,6 +114,7 @@ impl Application {
             port,
             server: server.run(),
             pool,
+            config,
         })
     }
 
@@ -115,6 +131,13 @@ impl Application {
     /// Serves until the process is told to stop (SIGINT/SIGTERM drain in-flight
     /// requests first).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let purge = actix_web::rt::spawn(crate::web::session::purge_expired(
+            self.pool.clone(),
+            self.config.idle_timeout,
+            self.config.purge_sessions_every,
+        ));
+        let served = self.server.await;
+        purge.abort();
+        served
     }
 }

@@ -75,6 +75,19 @@ pub struct ServeArgs {
     /// Print each stored event on stdout as one JSON line in Coder's log-export shape.
     #[arg(long)]
     pub log_audit_json: bool,
+    /// Reverse proxies (CIDR blocks or addresses, comma-separated) whose
+    /// X-Forwarded-For or Forwarded header names the client; others' are ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "AUDITDESK_TRUSTED_PROXIES",
+        value_name = "CIDR[,CIDR]",
+        default_value = ""
+    )]
+    pub trusted_proxies: crate::net::TrustedProxies,
+    /// Exports of the log that may run at once, each on a database connection
+    /// of its own; more are answered 503 with Retry-After.
+    #[arg(long, env = "AUDITDESK_MAX_EXPORTS", default_value_t = defaults::MAX_EXPORTS, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_exports: u16,
 }
 
 /// Options of `export`: the page's filters as flags.
@@ -446,6 +459,8 @@ fn serve(url: DatabaseUrl, args: ServeArgs) -> Result<(), CliError> {
     config.idle_timeout = Duration::from_secs(args.idle_timeout_minutes * 60);
     config.absolute_timeout = Duration::from_secs(args.absolute_timeout_hours * 3600);
     config.log_audit_json = args.log_audit_json;
+    config.trusted_proxies = args.trusted_proxies;
+    config.max_exports = usize::from(args.max_exports);
     let system = actix_web::rt::System::new();
     system.block_on(async move {
         let database = config.database_url.to_string();
@@ -455,12 +470,14 @@ fn serve(url: DatabaseUrl, args: ServeArgs) -> Result<(), CliError> {
     })
 }
 
-fn read_password(from_stdin: bool) -> Result<String, CliError> {
+/// A new password from stdin or the terminal, checked with the account's
+/// username and email as `context` (see [`check_new_password`]).
+fn read_password(from_stdin: bool, context: &[&str]) -> Result<String, CliError> {
     if from_stdin {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         let password = line.trim_end_matches(['\r', '\n']).to_owned();
-        check_new_password(&password)?;
+        check_new_password(&password, context)?;
         return Ok(password);
     }
     if !std::io::stdin().is_terminal() {
@@ -469,7 +486,7 @@ fn read_password(from_stdin: bool) -> Result<String, CliError> {
         ));
     }
     let password = rpassword::prompt_password("Password: ")?;
-    check_new_password(&password)?;
+    check_new_password(&password, context)?;
     let again = rpassword::prompt_password("Password again: ")?;
     if again != password {
         return Err(CliError("the two passwords differ".into()));
@@ -489,7 +506,7 @@ fn user_command(conn: &mut DbConn, cmd: UserCommand) -> Result<(), CliError> {
             let role: Role = role.parse()?;
             users::check_username(&username)?;
             users::normalize_email(&email)?;
-            let password = read_password(password_stdin)?;
+            let password = read_password(password_stdin, &[&username, &email])?;
             let hash = hash_password(&password);
             let user = users::create(
                 conn,
@@ -545,10 +562,10 @@ fn user_command(conn: &mut DbConn, cmd: UserCommand) -> Result<(), CliError> {
             password_stdin,
         } => {
             // Fail on an unknown user before asking for a password.
-            if db::users::find_by_username(conn, &username)?.is_none() {
+            let Some(user) = db::users::find_by_username(conn, &username)? else {
                 return Err(CliError(format!("no user named '{username}'")));
-            }
-            let password = read_password(password_stdin)?;
+            };
+            let password = read_password(password_stdin, &[&user.username, &user.email])?;
             let hash = hash_password(&password);
             users::reset_password(conn, &username, &hash, &by)?;
             eprintln!("{username} has a new password; their sessions have ended");

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::db::DatabaseUrl;
+use crate::net::TrustedProxies;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -21,6 +22,13 @@ pub struct Config {
     pub log_audit_json: bool,
     /// Worker threads for HTTP (`None`: one per core).
     pub workers: Option<usize>,
+    /// How often ended sessions are deleted.
+    pub purge_sessions_every: Duration,
+    /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` headers name the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Downloads of the log (Manage > Audit > Export) that may run at once;
+    /// more are answered 503 with `Retry-After` before any byte.
+    pub max_exports: usize,
 }
 
 /// The defaults, stated once: `serve`'s flags show and use these too.
@@ -28,6 +36,8 @@ pub mod defaults {
     pub const BIND: &str = "127.0.0.1:8080";
     pub const IDLE_TIMEOUT_MINUTES: u64 = 30;
     pub const ABSOLUTE_TIMEOUT_HOURS: u64 = 12;
+    pub const PURGE_SESSIONS_MINUTES: u64 = 10;
+    pub const MAX_EXPORTS: u16 = 4;
 }
 
 impl Config {
@@ -41,6 +51,19 @@ impl Config {
             absolute_timeout: Duration::from_secs(defaults::ABSOLUTE_TIMEOUT_HOURS * 60 * 60),
             log_audit_json: false,
             workers: None,
+            trusted_proxies: TrustedProxies::default(),
+            purge_sessions_every: Duration::from_secs(defaults::PURGE_SESSIONS_MINUTES * 60),
+            max_exports: usize::from(defaults::MAX_EXPORTS),
+        }
+    }
+
+    /// A cookie's name: with the `__Host-` prefix when cookies are Secure, so
+    /// that the browser keeps it to this host, path `/`, over https only.
+    pub fn cookie_name(&self, name: &str) -> String {
+        if self.secure_cookies() {
+            format!("__Host-{name}")
+        } else {
+            name.to_owned()
         }
     }
 

@@ -7,12 +7,17 @@
 //! audit filters) build their own 400 response instead.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::db::DbError;
 use crate::web::views::{ErrorPage, Nav};
+
+/// The `Retry-After` of every 503, in seconds: about the time in which a
+/// pool notices that the database is back (its connection wait, see
+/// [`crate::db::CONNECTION_WAIT`]).
+pub const RETRY_AFTER_SECONDS: u64 = 3;
 
 /// A failure while serving a request.
 #[derive(Debug)]
@@ -27,8 +32,17 @@ pub enum AppError {
     Csrf,
     /// No such page.
     NotFound,
+    /// A known address, asked with a method it does not take; the message says which it takes.
+    MethodNotAllowed(String),
+    /// A state-changing request that another site started; the message says how it shows.
+    CrossSite(String),
     /// The database did not answer.
     Unavailable(String),
+    /// Too much of one kind of work is running; the message says what.
+    Busy(String),
+    /// The connection to the database broke while it committed: the change
+    /// may or may not have been saved.
+    OutcomeUnknown(String),
     /// Something of ours failed; the message is logged, not shown.
     Internal(String),
 }
@@ -41,7 +55,11 @@ impl std::fmt::Display for AppError {
             Self::Forbidden { message, .. } => write!(f, "forbidden: {message}"),
             Self::Csrf => f.write_str("missing or invalid CSRF token"),
             Self::NotFound => f.write_str("not found"),
+            Self::MethodNotAllowed(m) => write!(f, "method not allowed: {m}"),
+            Self::CrossSite(m) => write!(f, "cross-site request: {m}"),
             Self::Unavailable(m) => write!(f, "database unavailable: {m}"),
+            Self::OutcomeUnknown(m) => write!(f, "outcome unknown: {m}"),
+            Self::Busy(m) => write!(f, "busy: {m}"),
             Self::Internal(m) => write!(f, "internal error: {m}"),
         }
     }
@@ -58,7 +76,9 @@ impl From<crate::audit::store::LoadError> for AppError {
 
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
-        if e.is_unavailable() {
+        if matches!(e, DbError::OutcomeUnknown(_)) {
+            Self::OutcomeUnknown(e.to_string())
+        } else if e.is_unavailable() {
             Self::Unavailable(e.to_string())
         } else {
             Self::Internal(e.to_string())
@@ -77,9 +97,12 @@ impl ResponseError for AppError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::LoginRequired { .. } => StatusCode::SEE_OTHER,
-            Self::Forbidden { .. } | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Forbidden { .. } | Self::Csrf | Self::CrossSite(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) | Self::OutcomeUnknown(_) | Self::Busy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,6 +121,18 @@ impl ResponseError for AppError {
                 "This form has expired or did not come from this site, so nothing was changed. Go back, reload the page and try again.".into(),
                 Some(("/".into(), "Go to the start page".into())),
             ),
+            Self::CrossSite(m) => (
+                None,
+                "Refused: from another site",
+                m.clone(),
+                Some(("/".into(), "Go to the start page".into())),
+            ),
+            Self::MethodNotAllowed(m) => (
+                None,
+                "Method not allowed",
+                m.clone(),
+                Some(("/".into(), "Go to the start page".into())),
+            ),
             Self::NotFound => (
                 None,
                 "Page not found",
@@ -110,6 +145,16 @@ impl ResponseError for AppError {
                     None,
                     "Temporarily unavailable",
                     "The database is not answering right now. Nothing was lost; please try again in a moment.".into(),
+                    None,
+                )
+            }
+            Self::Busy(m) => (None, "Busy", m.clone(), None),
+            Self::OutcomeUnknown(cause) => {
+                tracing::error!(%cause, "the outcome of a commit is unknown");
+                (
+                    None,
+                    "Temporarily unavailable",
+                    "The connection to the database was lost while your change was being saved, so it may or may not have been saved. Reload the page in a moment to see which before trying again.".into(),
                     None,
                 )
             }
@@ -140,8 +185,8 @@ impl ResponseError for AppError {
             .unwrap_or_else(|_| format!("{} {heading}: {message}", status.as_u16()));
         let mut response = HttpResponse::build(status);
         response.content_type("text/html; charset=utf-8");
-        if matches!(self, Self::Unavailable(_)) {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
         }
         response.body(body)
     }

@@ -9,4 +9,5 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod ids;
+pub mod net;
 pub mod web;

@@ -1,5 +1,11 @@
 // Auditdesk: small progressive enhancements; every page works without this file.
 "use strict";
+// A logged-in page brought back by Back from the browser's memory (the
+// back/forward cache, which can keep even no-store pages) is asked for again,
+// so that after logout it is the login page, not the log, that shows.
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted && document.querySelector("form.logout")) location.reload();
+});
 document.addEventListener("DOMContentLoaded", () => {
   document.documentElement.classList.add("js");
   // Show each UTC time in the viewer's own zone beside it.

@@ -10,12 +10,43 @@ use super::users::{self, User};
 use crate::audit::{Action, Actor, Diff, Event, event::truncate_to_micros, store};
 use crate::db::{self, DbConn, DbError};
 
-/// Failed logins for one account name within [`WINDOW_MINUTES`] before it is refused.
-pub const ACCOUNT_LIMIT: i64 = 5;
-/// Failed logins from one address within [`WINDOW_MINUTES`] before it is refused.
-pub const ADDRESS_LIMIT: i64 = 20;
-/// The throttle's window, in minutes.
-pub const WINDOW_MINUTES: i64 = 15;
+/// How the throttle slows guessing without handing anyone a way to lock an
+/// owner out (a fixed lockout per account is a denial-of-service tool).
+///
+/// Failures are counted over [`WINDOW_MINUTES`] per (account name, address)
+/// and per address. Past a free allowance each further failure doubles the
+/// wait before the next try, from [`FIRST_DELAY_SECONDS`] up to
+/// [`MAX_DELAY_SECONDS`]; a try refused meanwhile is not a failure, so
+/// hammering does not lengthen the wait. An account's owner at another address
+/// is untouched. Only when one account has [`ACCOUNT_CEILING`] failures (a
+/// distributed attack) does the account itself tighten: then every address
+/// that has failed for it at all waits after each failure, while an address
+/// with no failures for it still tries at once. Nothing ever locks.
+pub mod policy {
+    /// Failures per account name and address before waits begin.
+    pub const PAIR_ALLOWANCE: i64 = 5;
+    /// Failures per address, over all account names, before waits begin.
+    pub const ADDRESS_ALLOWANCE: i64 = 20;
+    /// Failures of one account, from every address, after which each failing
+    /// address waits after every failure.
+    pub const ACCOUNT_CEILING: i64 = 100;
+    /// The first wait, doubled by each further failure.
+    pub const FIRST_DELAY_SECONDS: i64 = 30;
+    /// The longest wait.
+    pub const MAX_DELAY_SECONDS: i64 = 15 * 60;
+    /// Failures older than this are forgotten by the throttle.
+    pub const WINDOW_MINUTES: i64 = 60;
+
+    /// The wait after the latest of `failures`, given a free `allowance`.
+    pub fn delay_seconds(failures: i64, allowance: i64) -> Option<i64> {
+        let beyond = failures - allowance;
+        (beyond >= 0).then(|| {
+            let doublings = u32::try_from(beyond.min(16)).unwrap_or(16);
+            (FIRST_DELAY_SECONDS << doublings).min(MAX_DELAY_SECONDS)
+        })
+    }
+}
+pub use policy::WINDOW_MINUTES;
 
 /// Who is trying to log in, and from where.
 #[derive(Debug, Clone)]
@@ -36,8 +67,8 @@ pub enum LoginOutcome {
     BadCredentials,
     /// The password matched, but the account is suspended.
     Suspended,
-    /// Too many recent failures for this account or address; refused until then,
-    /// whatever the password.
+    /// Too many recent failures for this account name from this address, or
+    /// from this address; refused until then, whatever the password.
     Throttled { until: DateTime<Utc> },
 }
 
@@ -47,29 +78,38 @@ fn account_key(login: &str) -> String {
     login.trim().to_lowercase()
 }
 
-/// When the throttle lets this account and address try again, if it is engaged now.
+/// When the throttle lets this account name and address try again, if it
+/// is holding them back now (see [`policy`]).
 pub fn throttled_until(
     conn: &mut DbConn,
     login: &str,
     ip: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, DbError> {
-    let window = Duration::minutes(WINDOW_MINUTES);
-    let since = (now - window).naive_utc();
-    let mut until: Option<DateTime<Utc>> = None;
-    let (n, oldest) = db::login_failures::for_account(conn, &account_key(login), since)?;
-    if n >= ACCOUNT_LIMIT
-        && let Some(oldest) = oldest
-    {
-        until = Some(DateTime::from_naive_utc_and_offset(oldest, Utc) + window);
+    use policy::{ACCOUNT_CEILING, ADDRESS_ALLOWANCE, PAIR_ALLOWANCE, delay_seconds};
+    let since = (now - Duration::minutes(WINDOW_MINUTES)).naive_utc();
+    let account = account_key(login);
+    let wait_after = |latest: Option<chrono::NaiveDateTime>, delay: Option<i64>| {
+        latest
+            .zip(delay)
+            .map(|(t, d)| DateTime::from_naive_utc_and_offset(t, Utc) + Duration::seconds(d))
+            .filter(|until| *until > now)
+    };
+    let (pair, pair_latest) = db::login_failures::for_pair(conn, &account, ip, since)?;
+    let mut until = None;
+    if pair > 0 {
+        let allowance =
+            if db::login_failures::for_account(conn, &account, since)? >= ACCOUNT_CEILING {
+                1
+            } else {
+                PAIR_ALLOWANCE
+            };
+        until = wait_after(pair_latest, delay_seconds(pair, allowance));
     }
     if !ip.is_empty() {
-        let (n, oldest) = db::login_failures::for_ip(conn, ip, since)?;
-        if n >= ADDRESS_LIMIT
-            && let Some(oldest) = oldest
-        {
-            let ip_until = DateTime::from_naive_utc_and_offset(oldest, Utc) + window;
-            until = Some(until.map_or(ip_until, |u| u.max(ip_until)));
+        let (from_ip, ip_latest) = db::login_failures::for_ip(conn, ip, since)?;
+        if let Some(ip_until) = wait_after(ip_latest, delay_seconds(from_ip, ADDRESS_ALLOWANCE)) {
+            until = Some(until.map_or(ip_until, |u: DateTime<Utc>| u.max(ip_until)));
         }
     }
     Ok(until)
@@ -97,7 +137,7 @@ pub fn attempt(
     match credentials {
         Some(c) if matches && !c.user.suspended => {
             db::write_transaction(conn, |conn| {
-                db::login_failures::clear_account(conn, &account_key(&a.login))?;
+                db::login_failures::clear_pair(conn, &account_key(&a.login), &a.ip)?;
                 db::users::set_last_login(conn, c.user.id, now.naive_utc())?;
                 record(conn, a, Some(&c.user), 200, now)
             })?;
@@ -215,4 +255,23 @@ fn clip(s: &str, max_bytes: usize) -> String {
         end -= 1;
     }
     s[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::policy::*;
+
+    #[test]
+    fn waits_begin_after_the_allowance_and_double_up_to_the_cap() {
+        assert_eq!(delay_seconds(4, PAIR_ALLOWANCE), None);
+        assert_eq!(delay_seconds(5, PAIR_ALLOWANCE), Some(30));
+        assert_eq!(delay_seconds(6, PAIR_ALLOWANCE), Some(60));
+        assert_eq!(delay_seconds(9, PAIR_ALLOWANCE), Some(480));
+        assert_eq!(delay_seconds(10, PAIR_ALLOWANCE), Some(MAX_DELAY_SECONDS));
+        assert_eq!(
+            delay_seconds(10_000, PAIR_ALLOWANCE),
+            Some(MAX_DELAY_SECONDS)
+        );
+        assert_eq!(delay_seconds(1, 1), Some(30));
+    }
 }

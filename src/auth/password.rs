@@ -19,8 +19,18 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 #[error("{0}")]
 pub struct WeakPassword(pub String);
 
-/// Checks a new password against the rules.
-pub fn check_new_password(password: &str) -> Result<(), WeakPassword> {
+/// How many characters of a new password the strength estimate reads: its
+/// cost grows fast with length, and a prefix that is hard to guess makes the
+/// whole hard to guess.
+const ESTIMATED_CHARS: usize = 100;
+
+/// Checks a new password against the rules: its length, and how easily it
+/// is guessed (zxcvbn, with its dictionaries of common passwords, names and
+/// words, keyboard patterns, dates and repeats, and `context`: the account's
+/// own username and email, which an attacker knows too). A password an
+/// attacker would find in under about 10^8 guesses (zxcvbn's score below 3)
+/// is refused, with zxcvbn's reason.
+pub fn check_new_password(password: &str, context: &[&str]) -> Result<(), WeakPassword> {
     if password.is_empty() {
         return Err(WeakPassword("the password is empty".into()));
     }
@@ -34,7 +44,35 @@ pub fn check_new_password(password: &str) -> Result<(), WeakPassword> {
             "the password must be at most {MAX_PASSWORD_BYTES} bytes long"
         )));
     }
-    Ok(())
+    let prefix: String = password.chars().take(ESTIMATED_CHARS).collect();
+    let mut inputs: Vec<&str> = context.iter().copied().filter(|c| !c.is_empty()).collect();
+    // The parts of an email address are guesses too.
+    for c in context {
+        if let Some((local, domain)) = c.split_once('@') {
+            inputs.extend([local, domain]);
+        }
+    }
+    let estimate = zxcvbn::zxcvbn(&prefix, &inputs);
+    if estimate.score() >= zxcvbn::Score::Three {
+        return Ok(());
+    }
+    let mut why = String::from("the password is too easy to guess");
+    if let Some(feedback) = estimate.feedback() {
+        if let Some(warning) = feedback.warning() {
+            why.push_str(&format!(" ({})", warning.to_string().trim_end_matches('.')));
+        }
+        let tips: Vec<String> = feedback
+            .suggestions()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if !tips.is_empty() {
+            why.push_str(&format!(": {}", tips.join(" ")));
+        } else {
+            why.push_str(": add another word or two that are not common together");
+        }
+    }
+    Err(WeakPassword(why))
 }
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
@@ -91,10 +129,41 @@ mod tests {
     #[test]
     fn weak_passwords_are_named() {
         assert_eq!(
-            check_new_password("").unwrap_err().to_string(),
+            check_new_password("", &[]).unwrap_err().to_string(),
             "the password is empty"
         );
-        assert!(check_new_password("short").is_err());
-        assert!(check_new_password("long enough").is_ok());
+        assert!(check_new_password("short", &[]).is_err());
+        for common in [
+            "password",
+            "12345678",
+            "123456789012",
+            "          ",
+            "qwertyuiop",
+            "P@ssw0rd1",
+        ] {
+            let why = check_new_password(common, &[]).unwrap_err().to_string();
+            assert!(
+                why.starts_with("the password is too easy to guess"),
+                "{common:?}: {why}"
+            );
+        }
+        assert!(check_new_password("correct horse battery", &[]).is_ok());
+    }
+
+    #[test]
+    fn the_accounts_own_name_and_email_count_as_guesses() {
+        let strong_elsewhere = "vanderwaals-1984";
+        assert!(check_new_password(strong_elsewhere, &[]).is_ok());
+        let why = check_new_password(strong_elsewhere, &["jdoe", "vanderwaals-1984@example.com"]);
+        assert!(why.is_err(), "the email's local part is no secret");
+    }
+
+    #[test]
+    fn a_long_password_is_estimated_by_its_start() {
+        let long = "z".repeat(MAX_PASSWORD_BYTES);
+        assert!(
+            check_new_password(&long, &[]).is_err(),
+            "a repeat, whatever its length"
+        );
     }
 }

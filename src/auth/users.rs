@@ -192,7 +192,7 @@ pub struct NewUser<'a> {
 pub fn check_new_user(username: &str, email: &str, password: &str) -> Result<String, UserError> {
     check_username(username)?;
     let email = normalize_email(email)?;
-    check_new_password(password).map_err(UserError::WeakPassword)?;
+    check_new_password(password, &[username, &email]).map_err(UserError::WeakPassword)?;
     Ok(email)
 }
 
@@ -250,7 +250,8 @@ pub fn create_first(
     })
 }
 
-fn load(conn: &mut DbConn, username: &str) -> Result<User, UserError> {
+/// The user named `username`, or [`UserError::NotFound`].
+pub fn load(conn: &mut DbConn, username: &str) -> Result<User, UserError> {
     db::users::find_by_username(conn, username)?
         .map(to_user)
         .ok_or_else(|| UserError::NotFound(username.to_owned()))

@@ -367,6 +367,10 @@ fn write_group(
                                 DbError::Unavailable(detail) => {
                                     DbError::Unavailable(detail.clone())
                                 }
+                                DbError::Lost(detail) => DbError::Lost(detail.clone()),
+                                DbError::OutcomeUnknown(detail) => {
+                                    DbError::OutcomeUnknown(detail.clone())
+                                }
                                 _ => failure(&message),
                             }));
                         }

@@ -25,43 +25,58 @@ pub fn record(
     Ok(())
 }
 
-/// Failures for this account since `since`: how many, and the oldest one's time.
-pub fn for_account(
+/// How many failures a query found since a time, and when the latest was.
+pub type Count = (i64, Option<NaiveDateTime>);
+
+/// Failures for this account name from this address since `since`.
+pub fn for_pair(
     conn: &mut DbConn,
     account: &str,
+    ip: &str,
     since: NaiveDateTime,
-) -> Result<(i64, Option<NaiveDateTime>), DbError> {
+) -> Result<Count, DbError> {
     Ok(login_failures::table
         .filter(login_failures::account.eq(account))
+        .filter(login_failures::ip.eq(ip))
         .filter(login_failures::time.ge(since))
         .select((
             diesel::dsl::count_star(),
-            diesel::dsl::min(login_failures::time),
+            diesel::dsl::max(login_failures::time),
         ))
         .first(conn.backend())?)
 }
 
-/// Failures from this address since `since`: how many, and the oldest one's time.
-pub fn for_ip(
-    conn: &mut DbConn,
-    ip: &str,
-    since: NaiveDateTime,
-) -> Result<(i64, Option<NaiveDateTime>), DbError> {
+/// Failures for this account name, from every address, since `since`.
+pub fn for_account(conn: &mut DbConn, account: &str, since: NaiveDateTime) -> Result<i64, DbError> {
+    Ok(login_failures::table
+        .filter(login_failures::account.eq(account))
+        .filter(login_failures::time.ge(since))
+        .count()
+        .get_result(conn.backend())?)
+}
+
+/// Failures from this address, for every account name, since `since`.
+pub fn for_ip(conn: &mut DbConn, ip: &str, since: NaiveDateTime) -> Result<Count, DbError> {
     Ok(login_failures::table
         .filter(login_failures::ip.eq(ip))
         .filter(login_failures::time.ge(since))
         .select((
             diesel::dsl::count_star(),
-            diesel::dsl::min(login_failures::time),
+            diesel::dsl::max(login_failures::time),
         ))
         .first(conn.backend())?)
 }
 
-/// Forgets an account's failures (after it logs in successfully).
-pub fn clear_account(conn: &mut DbConn, account: &str) -> Result<(), DbError> {
+/// Forgets an account's failures from one address (after it logs in from
+/// there); others' failures for the account stand.
+pub fn clear_pair(conn: &mut DbConn, account: &str, ip: &str) -> Result<(), DbError> {
     write_statement(conn, |conn| {
-        diesel::delete(login_failures::table.filter(login_failures::account.eq(account)))
-            .execute(conn.backend())
+        diesel::delete(
+            login_failures::table
+                .filter(login_failures::account.eq(account))
+                .filter(login_failures::ip.eq(ip)),
+        )
+        .execute(conn.backend())
     })?;
     Ok(())
 }

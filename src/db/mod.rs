@@ -80,6 +80,41 @@ macro_rules! with_backend {
 }
 pub(crate) use with_backend;
 
+/// How long a request waits for a pooled connection before it is answered
+/// 503. A database that is down is noticed within this: the pool tries to
+/// connect again meanwhile, and a PostgreSQL connection attempt gives up
+/// after [`PG_CONNECTION_OPTIONS`]' `connect_timeout`.
+pub const CONNECTION_WAIT: Duration = Duration::from_secs(2);
+
+/// libpq options added to a PostgreSQL URL that does not set them: give up
+/// connecting after 2 s, and find a connection whose server went silent (a
+/// host gone, a network cut) within seconds by TCP keepalives and the time
+/// sent data may stay unacknowledged, not after the system's two hours.
+pub const PG_CONNECTION_OPTIONS: &[(&str, &str)] = &[
+    ("connect_timeout", "2"),
+    ("keepalives_idle", "5"),
+    ("keepalives_interval", "1"),
+    ("keepalives_count", "3"),
+    ("tcp_user_timeout", "5000"),
+];
+
+/// `raw` with the [`PG_CONNECTION_OPTIONS`] it does not set itself.
+fn with_connection_options(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return raw.to_owned();
+    };
+    let set: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    {
+        let mut pairs = url.query_pairs_mut();
+        for (key, value) in PG_CONNECTION_OPTIONS {
+            if !set.iter().any(|k| k == key) {
+                pairs.append_pair(key, value);
+            }
+        }
+    }
+    url.to_string()
+}
+
 /// One database as this process uses it: where it is, the queue of this
 /// process's SQLite writers, and whether stored events are echoed on stdout.
 /// Each pool, and each connection opened outside one, belongs to one
@@ -140,7 +175,7 @@ impl Database {
         r2d2::Pool::builder()
             .max_size(max_size)
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(5))
+            .connection_timeout(CONNECTION_WAIT)
             .error_handler(Box::new(PoolErrorLog))
             .build(manager)
             .map_err(|e| DbError::Pool(e.to_string()))
@@ -293,6 +328,14 @@ pub enum DbError {
     /// A write could not be taken now; the message says what became of it.
     #[error("{0}")]
     Unavailable(String),
+    /// The connection broke before a commit was asked for: the database
+    /// rolls back whatever the transaction had written.
+    #[error("the connection to the database was lost: {0}")]
+    Lost(String),
+    /// The connection broke while the database was committing: the write may
+    /// or may not have been stored, and only the database knows which.
+    #[error("the connection to the database was lost during the commit: {0}")]
+    OutcomeUnknown(String),
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migration(String),
@@ -307,7 +350,11 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Self::Pool(_) | Self::Connect(_) | Self::Unavailable(_)
+            Self::Pool(_)
+                | Self::Connect(_)
+                | Self::Unavailable(_)
+                | Self::Lost(_)
+                | Self::OutcomeUnknown(_)
         )
     }
 }
@@ -321,8 +368,25 @@ impl From<diesel::result::Error> for DbError {
                 one_line(&e.to_string())
             ));
         }
+        if is_connection_lost(&e) {
+            return Self::Lost(one_line(&e.to_string()));
+        }
         Self::Query(e)
     }
+}
+
+/// Whether the connection itself failed (the server went away, the network
+/// broke) rather than the statement: libpq reports a connection gone bad, or
+/// one that could not even send the command.
+fn is_connection_lost(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(
+        e,
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        ) | Error::BrokenTransactionManager
+    )
 }
 
 /// Whether SQLite gave up waiting for the write lock (after `busy_timeout`, or
@@ -348,13 +412,14 @@ fn open(url: &DatabaseUrl) -> Result<AnyConnection, DbError> {
     match url {
         DatabaseUrl::Postgres(raw) => {
             // The error names the URL as `Display` shows it: without its password.
-            let mut conn = diesel::PgConnection::establish(raw).map_err(|e| {
-                DbError::Connect(format!(
-                    "PostgreSQL at {}: {}",
-                    url,
-                    one_line(&e.to_string())
-                ))
-            })?;
+            let mut conn =
+                diesel::PgConnection::establish(&with_connection_options(raw)).map_err(|e| {
+                    DbError::Connect(format!(
+                        "PostgreSQL at {}: {}",
+                        url,
+                        one_line(&e.to_string())
+                    ))
+                })?;
             // Plan each execution with its values. A generic plan cached while
             // the events table was small (a sequential scan) stayed in use as
             // it grew: an import's id lookups went from milliseconds to seconds.
@@ -550,11 +615,12 @@ pub fn write_transaction<T, E>(
     f: impl FnOnce(&mut DbConn) -> Result<T, E>,
 ) -> Result<T, E>
 where
-    E: From<diesel::result::Error>,
+    E: From<DbError>,
 {
     let outermost_sqlite = match &mut conn.conn {
         AnyConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
-            .transaction_depth()?
+            .transaction_depth()
+            .map_err(DbError::from)?
             .is_none(),
         AnyConnection::Postgres(_) => false,
     };
@@ -565,7 +631,7 @@ where
         // busy handler polls with sleeps of up to 100 ms (measured: batch ingest
         // p99 2.5 s, a core idle). Other processes still meet busy_timeout.
         let database = conn.database.clone();
-        let _one_writer = database.0.writers.turn()?;
+        let _one_writer = database.0.writers.turn().map_err(DbError::from)?;
         return transaction(conn, Some("BEGIN IMMEDIATE"), f);
     }
     transaction(conn, None, f)
@@ -573,24 +639,31 @@ where
 
 /// diesel's `Connection::transaction`, with `f` given the whole [`DbConn`] and
 /// the outermost transaction begun by `begin` when given.
+///
+/// A commit whose answer is lost with the connection is
+/// [`DbError::OutcomeUnknown`]: the server may have committed before the
+/// connection broke, so "nothing was stored" would be a guess. Any other
+/// failure leaves nothing written (the server rolls back a transaction whose
+/// connection is gone).
 fn transaction<T, E>(
     conn: &mut DbConn,
     begin: Option<&str>,
     f: impl FnOnce(&mut DbConn) -> Result<T, E>,
 ) -> Result<T, E>
 where
-    E: From<diesel::result::Error>,
+    E: From<DbError>,
 {
     type Manager = <AnyConnection as Connection>::TransactionManager;
     match begin {
         Some(sql) => {
-            with_backend!(conn, c => AnsiTransactionManager::begin_transaction_sql(c, sql))?
+            with_backend!(conn, c => AnsiTransactionManager::begin_transaction_sql(c, sql))
+                .map_err(DbError::from)?
         }
-        None => Manager::begin_transaction(&mut conn.conn)?,
+        None => Manager::begin_transaction(&mut conn.conn).map_err(DbError::from)?,
     }
     match f(conn) {
         Ok(value) => {
-            Manager::commit_transaction(&mut conn.conn)?;
+            Manager::commit_transaction(&mut conn.conn).map_err(|e| commit_failed(conn, e))?;
             Ok(value)
         }
         Err(e) => {
@@ -599,6 +672,22 @@ where
             let _ = Manager::rollback_transaction(&mut conn.conn);
             Err(e)
         }
+    }
+}
+
+/// What a failed COMMIT means for what was written. SQLite runs in this
+/// process and its failed commit stored nothing; PostgreSQL's answer can be
+/// lost on the way back.
+fn commit_failed(conn: &mut DbConn, e: diesel::result::Error) -> DbError {
+    let remote = matches!(conn.conn, AnyConnection::Postgres(_));
+    let lost = remote
+        && (is_connection_lost(&e)
+            || matches!(e, diesel::result::Error::RollbackErrorOnCommit { .. })
+            || r2d2::R2D2Connection::is_broken(&mut conn.conn));
+    if lost {
+        DbError::OutcomeUnknown(one_line(&e.to_string()))
+    } else {
+        DbError::from(e)
     }
 }
 
@@ -645,6 +734,33 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
 mod tests {
     use super::*;
     use std::sync::mpsc;
+
+    #[test]
+    fn postgres_urls_get_the_time_limits_they_do_not_set() {
+        let url =
+            with_connection_options("postgres://u:p@db.internal:5432/audit?connect_timeout=9");
+        let parsed = url::Url::parse(&url).unwrap();
+        let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+        let value = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            value("connect_timeout"),
+            Some("9"),
+            "the URL's own value stands"
+        );
+        assert_eq!(
+            pairs.iter().filter(|(k, _)| k == "connect_timeout").count(),
+            1
+        );
+        assert_eq!(value("tcp_user_timeout"), Some("5000"));
+        assert_eq!(value("keepalives_idle"), Some("5"));
+        assert_eq!(parsed.password(), Some("p"));
+        assert_eq!(parsed.path(), "/audit");
+    }
 
     /// Each database has its own queue of writers: a write to one file goes
     /// ahead while another file's write transaction is open in this process

@@ -24,8 +24,7 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 const MAX_LISTED_ERRORS: usize = 100;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/audit-logs", web::post().to(ingest))
-        .route("/api/v1/audit-logs", web::get().to(read));
+    cfg.service(web::resource("/api/v1/audit-logs").post(ingest).get(read));
 }
 
 /// An RFC 9457 problem.
@@ -38,7 +37,8 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+    /// A problem with no list of errors.
+    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
             title,
@@ -68,6 +68,8 @@ impl From<DbError> for Problem {
         let detail = match e {
             // The event writer says what became of the request.
             DbError::Unavailable(detail) => detail,
+            DbError::OutcomeUnknown(_) => "the connection to the database was lost while it committed: this request may or may not have been stored; send the same request again: a replay stores nothing twice".to_owned(),
+            DbError::Lost(_) => "the connection to the database was lost before anything was committed; nothing of this request was stored, send it again".to_owned(),
             _ => "the database is not answering; nothing was stored, retry later".to_owned(),
         };
         Problem::new(
@@ -100,6 +102,9 @@ impl ResponseError for Problem {
         response.content_type("application/problem+json");
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, crate::error::RETRY_AFTER_SECONDS));
         }
         response.body(body.to_string())
     }

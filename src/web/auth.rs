@@ -10,6 +10,7 @@ use futures_util::TryFutureExt;
 use serde::Deserialize;
 
 use super::forms;
+use super::pre_login::PreLogin;
 use super::session::TypedSession;
 use super::views::{LoginPage, Nav, SetupPage, html, see_other, sentence};
 use super::{Account, AppState};
@@ -24,12 +25,10 @@ use crate::ids::UserId;
 pub const DEFAULT_PAGE: &str = "/manage/audit";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(start))
-        .route("/login", web::get().to(login_form))
-        .route("/login", web::post().to(login_submit))
-        .route("/logout", web::post().to(logout))
-        .route("/setup", web::get().to(setup_form))
-        .route("/setup", web::post().to(setup_submit));
+    cfg.service(web::resource("/").get(start))
+        .service(web::resource("/login").get(login_form).post(login_submit))
+        .service(web::resource("/logout").post(logout))
+        .service(web::resource("/setup").get(setup_form).post(setup_submit));
 }
 
 /// A logged-in, active user, read fresh from the database on every request.
@@ -162,12 +161,34 @@ impl FromRequest for SiteManager {
     }
 }
 
-/// The client's address as this server saw it. Forwarded-for headers are not
-/// trusted: anyone can send them, and the login throttle counts by address.
+/// The client's address: the peer's, or, when the peer is a proxy named by
+/// `--trusted-proxy`, the rightmost untrusted hop of its `Forwarded` (or else
+/// `X-Forwarded-For`) header. Nobody else's forwarding headers are believed:
+/// anyone can send them, and the login throttle counts by address.
 pub fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+        return String::new();
+    };
+    let Some(trusted) = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| &s.config.trusted_proxies)
+        .filter(|t| t.trusts(peer))
+    else {
+        return peer.to_string();
+    };
+    let values = |name: header::HeaderName| -> Vec<&str> {
+        req.headers()
+            .get_all(name)
+            .map(|v| v.to_str().unwrap_or("?"))
+            .collect()
+    };
+    let forwarded = values(header::FORWARDED);
+    let hops = if forwarded.is_empty() {
+        crate::net::x_forwarded_for(values(header::HeaderName::from_static("x-forwarded-for")))
+    } else {
+        crate::net::forwarded(forwarded)
+    };
+    trusted.client(peer, &hops).to_string()
 }
 
 /// The request's User-Agent header, or empty. Our own record of a header, so a
@@ -219,26 +240,28 @@ struct NextQuery {
     next: Option<String>,
 }
 
+/// `GET /login`. Writes nothing: its form's token lives in a signed cookie.
 async fn login_form(
     req: HttpRequest,
     session: TypedSession,
+    form: PreLogin,
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, AppError> {
     let next = safe_next(query.next.as_deref());
     if session.user_id().is_some() && signed_in(req).await.is_ok() {
         return Ok(see_other(&next));
     }
-    Ok(html(
+    Ok(form.attach(html(
         StatusCode::OK,
         &LoginPage {
             nav: None,
             active: "",
-            csrf_token: session.csrf_token()?,
+            csrf_token: form.token(),
             next,
             username: String::new(),
             error: None,
         },
-    ))
+    )))
 }
 
 #[derive(Deserialize)]
@@ -319,20 +342,29 @@ fn login_result(outcome: LoginOutcome) -> Result<UserId, LoginRefusal> {
         )),
         LoginOutcome::Throttled { until } => {
             let wait = (until - Utc::now()).num_seconds().max(1);
-            let minutes = (wait + 59) / 60;
             Err(LoginRefusal {
                 retry_after: Some(wait),
                 ..LoginRefusal::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!(
-                        "Too many failed logins. Try again after {} UTC (in about {} minute{}).",
-                        until.format("%H:%M"),
-                        minutes,
-                        if minutes == 1 { "" } else { "s" }
+                        "Too many failed logins from this address. Try again after {} UTC (in {}).",
+                        until.format("%H:%M:%S"),
+                        in_words(wait)
                     ),
                 )
             })
         }
+    }
+}
+
+/// A wait as a person says it: "45 seconds", "about 3 minutes".
+fn in_words(seconds: i64) -> String {
+    let plural = |n: i64| if n == 1 { "" } else { "s" };
+    if seconds < 90 {
+        format!("{seconds} second{}", plural(seconds))
+    } else {
+        let minutes = (seconds + 59) / 60;
+        format!("about {minutes} minute{}", plural(minutes))
     }
 }
 
@@ -341,9 +373,10 @@ async fn login_submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
+    pre_login: PreLogin,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let form: LoginForm = forms::read(&session, &body)?;
+    let form: LoginForm = forms::read(&pre_login, &body)?;
     let next = safe_next(Some(&form.next));
     let typed = form.username.trim().to_owned();
     let result = match form.refusal() {
@@ -368,13 +401,13 @@ async fn login_submit(
             session.log_in(user_id)?;
             Ok(see_other(&next))
         }
-        Err(refusal) => login_again(&session, next, typed, refusal),
+        Err(refusal) => login_again(&pre_login, next, typed, refusal),
     }
 }
 
 /// The login form again, with what went wrong.
 fn login_again(
-    session: &TypedSession,
+    form: &PreLogin,
     next: String,
     typed: String,
     refusal: LoginRefusal,
@@ -384,7 +417,7 @@ fn login_again(
         &LoginPage {
             nav: None,
             active: "",
-            csrf_token: session.csrf_token()?,
+            csrf_token: form.token(),
             next,
             username: if refusal.keep_name {
                 typed
@@ -417,7 +450,14 @@ async fn logout(
             .await?;
     }
     session.log_out();
-    Ok(see_other("/login"))
+    let mut response = see_other("/login");
+    // The browser drops what it kept of the logged-in pages (the back/forward
+    // cache included), so Back after logout cannot show them.
+    response.headers_mut().insert(
+        header::HeaderName::from_static("clear-site-data"),
+        header::HeaderValue::from_static("\"cache\""),
+    );
+    Ok(response)
 }
 
 async fn setup_open(state: &AppState) -> Result<(), AppError> {
@@ -427,22 +467,20 @@ async fn setup_open(state: &AppState) -> Result<(), AppError> {
     if any { Err(AppError::NotFound) } else { Ok(()) }
 }
 
-async fn setup_form(
-    state: web::Data<AppState>,
-    session: TypedSession,
-) -> Result<HttpResponse, AppError> {
+/// `GET /setup`. Writes nothing, like the login form.
+async fn setup_form(state: web::Data<AppState>, form: PreLogin) -> Result<HttpResponse, AppError> {
     setup_open(&state).await?;
-    Ok(html(
+    Ok(form.attach(html(
         StatusCode::OK,
         &SetupPage {
             nav: None,
             active: "",
-            csrf_token: session.csrf_token()?,
+            csrf_token: form.token(),
             username: String::new(),
             email: String::new(),
             errors: Vec::new(),
         },
-    ))
+    )))
 }
 
 #[derive(Deserialize)]
@@ -463,7 +501,9 @@ impl SetupForm {
         if let Err(e) = users::normalize_email(&self.email) {
             errors.push(e.to_string());
         }
-        if let Err(e) = password::check_new_password(self.password.expose()) {
+        if let Err(e) =
+            password::check_new_password(self.password.expose(), &[username, &self.email])
+        {
             errors.push(sentence(&e.to_string()));
         } else if self.password != self.password_confirm {
             errors.push("The two passwords differ.".into());
@@ -474,7 +514,7 @@ impl SetupForm {
 
 /// The setup form again, with its problems.
 fn setup_again(
-    session: &TypedSession,
+    form: &PreLogin,
     username: &str,
     email: &str,
     errors: Vec<String>,
@@ -484,7 +524,7 @@ fn setup_again(
         &SetupPage {
             nav: None,
             active: "",
-            csrf_token: session.csrf_token()?,
+            csrf_token: form.token(),
             username: username.to_owned(),
             email: email.to_owned(),
             errors,
@@ -497,12 +537,13 @@ async fn setup_submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
+    pre_login: PreLogin,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     setup_open(&state).await?;
-    let form: SetupForm = forms::read(&session, &body)?;
+    let form: SetupForm = forms::read(&pre_login, &body)?;
     let username = form.username.trim().to_owned();
-    let again = |errors: Vec<String>| setup_again(&session, &username, &form.email, errors);
+    let again = |errors: Vec<String>| setup_again(&pre_login, &username, &form.email, errors);
     let errors = form.problems(&username);
     if !errors.is_empty() {
         return again(errors);

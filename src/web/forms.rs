@@ -5,22 +5,29 @@
 
 use serde::de::DeserializeOwned;
 
-use super::session::TypedSession;
 use crate::error::AppError;
 
-/// The form's `csrf_token` field, checked against the session's.
-pub fn check_csrf(session: &TypedSession, body: &[u8]) -> Result<(), AppError> {
+/// What knows the CSRF token a form must carry: the session after login
+/// ([`super::session::TypedSession`]), a signed cookie before
+/// ([`super::pre_login::PreLogin`]).
+pub trait CsrfCheck {
+    /// Refuses a token that is missing or not the expected one.
+    fn check_csrf(&self, given: &str) -> Result<(), AppError>;
+}
+
+/// The form's `csrf_token` field, checked.
+pub fn check_csrf(expected: &impl CsrfCheck, body: &[u8]) -> Result<(), AppError> {
     let token = url::form_urlencoded::parse(body)
         .find(|(name, _)| name == "csrf_token")
         .map(|(_, value)| value.into_owned())
         .unwrap_or_default();
-    session.check_csrf(&token)
+    expected.check_csrf(&token)
 }
 
-/// A form with this session's CSRF token, read as `T` (other names, such as
+/// A form with the expected CSRF token, read as `T` (other names, such as
 /// `csrf_token` itself, are passed over).
-pub fn read<T: DeserializeOwned>(session: &TypedSession, body: &[u8]) -> Result<T, AppError> {
-    check_csrf(session, body)?;
+pub fn read<T: DeserializeOwned>(expected: &impl CsrfCheck, body: &[u8]) -> Result<T, AppError> {
+    check_csrf(expected, body)?;
     serde_urlencoded::from_bytes(body)
         .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}.")))
 }

@@ -8,8 +8,8 @@ use super::AppState;
 use crate::db;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+    cfg.service(web::resource("/healthz").get(healthz))
+        .service(web::resource("/readyz").get(readyz));
 }
 
 async fn healthz() -> HttpResponse {
@@ -21,9 +21,7 @@ async fn healthz() -> HttpResponse {
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if !state.events.is_running() {
         tracing::error!("readiness check failed: the event writer has stopped");
-        return HttpResponse::ServiceUnavailable()
-            .content_type("text/plain; charset=utf-8")
-            .body("event writer stopped\n");
+        return not_ready("event writer stopped\n");
     }
     let pool = state.pool.clone();
     // A short wait: a load balancer asks often and must get an answer quickly.
@@ -40,12 +38,19 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .body("ready\n"),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .content_type("text/plain; charset=utf-8")
-                .body("database unavailable\n")
+            not_ready("database unavailable\n")
         }
-        Err(_) => HttpResponse::ServiceUnavailable()
-            .content_type("text/plain; charset=utf-8")
-            .body("database check failed\n"),
+        Err(_) => not_ready("database check failed\n"),
     }
+}
+
+/// A 503 for the load balancer, saying when to ask again like every 503.
+fn not_ready(why: &'static str) -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header((
+            actix_web::http::header::RETRY_AFTER,
+            crate::error::RETRY_AFTER_SECONDS,
+        ))
+        .content_type("text/plain; charset=utf-8")
+        .body(why)
 }

@@ -7,6 +7,8 @@ pub mod audit;
 pub mod auth;
 mod forms;
 mod health;
+pub mod http_rules;
+pub mod pre_login;
 pub mod request_id;
 pub mod session;
 pub mod shown;
@@ -25,7 +27,7 @@ use crate::auth::users::{ChangedBy, NewUser, User, UserError};
 use crate::auth::{Role, Secret};
 use crate::config::Config;
 use crate::db::event_writer::EventWriter;
-use crate::db::{DbConn, DbError, Pool};
+use crate::db::{Database, DbConn, DbError, Pool};
 use crate::error::AppError;
 
 /// How many argon2 checks may run at once (~19 MiB each).
@@ -42,15 +44,31 @@ pub struct AppState {
     pub page_cache: Arc<PageCache>,
     /// Caps concurrent password hashing so a login flood cannot exhaust memory.
     pub password_checks: Arc<Semaphore>,
+    /// The database, for connections held outside the pool (exports).
+    pub database: Database,
+    /// Turns at exporting: each export holds one for its whole life.
+    pub exports: Arc<Semaphore>,
+    /// Signs the CSRF tokens of the forms shown before login.
+    pub form_key: pre_login::FormKey,
 }
 
 impl AppState {
-    /// Wraps the pool, the configuration and the event writer.
-    pub fn new(pool: Pool, config: Config, events: EventWriter) -> Self {
+    /// Wraps the database and its pool, the configuration, the event writer and the key for
+    /// pre-login forms.
+    pub fn new(
+        database: Database,
+        pool: Pool,
+        config: Config,
+        events: EventWriter,
+        form_key: pre_login::FormKey,
+    ) -> Self {
         Self {
+            database,
+            exports: Arc::new(Semaphore::new(config.max_exports)),
             pool,
             config,
             events,
+            form_key,
             page_cache: Arc::new(PageCache::default()),
             password_checks: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
         }
@@ -153,16 +171,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     api::configure(cfg);
 }
 
-/// Every request that no route matched.
-pub async fn not_found(_req: HttpRequest) -> Result<actix_web::HttpResponse, AppError> {
-    Err(AppError::NotFound)
+/// Every request that no route matched: a page, or a problem under `/api/`.
+pub async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    if http_rules::is_api(req.path()) {
+        api::Problem::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "Not Found",
+            format!("the API has nothing at {}", req.path()),
+        )
+        .error_response()
+    } else {
+        AppError::NotFound.error_response()
+    }
 }
 
 /// Security headers on every response. `Cache-Control: no-store` keeps
 /// authenticated pages out of caches and the browser's Back button; the
-/// embedded assets set their own.
-pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// embedded assets set their own. Over https (`https` true: the public URL
+/// is https) browsers are told to use nothing else for two years.
+pub fn security_headers(https: bool) -> DefaultHeaders {
+    let headers = if https {
+        DefaultHeaders::new().add((
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000"),
+        ))
+    } else {
+        DefaultHeaders::new()
+    };
+    headers
         .add((
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(

@@ -188,6 +188,30 @@ impl SessionStore for DbSessionStore {
     }
 }
 
+/// Deletes ended sessions (past their absolute expiry, or idle for `idle`)
+/// every `every`, for as long as the server runs, so that the table holds
+/// only live ones even when nobody logs in.
+pub async fn purge_expired(pool: Pool, idle: Duration, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let pool = pool.clone();
+        let purged = actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            let now = Utc::now().naive_utc();
+            sessions::delete_expired(&mut conn, now, now - to_chrono(idle))
+        })
+        .await;
+        match purged {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::debug!(sessions = n, "purged ended sessions"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not purge ended sessions"),
+            Err(e) => tracing::warn!(error = %e, "the session purge failed"),
+        }
+    }
+}
+
 const USER_ID: &str = "user_id";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
@@ -241,9 +265,11 @@ impl TypedSession {
     pub fn take_flash(&self) -> Option<String> {
         self.0.remove_as::<String>(FLASH).and_then(Result::ok)
     }
+}
 
+impl super::forms::CsrfCheck for TypedSession {
     /// Refuses a form whose token is missing or not this session's.
-    pub fn check_csrf(&self, given: &str) -> Result<(), AppError> {
+    fn check_csrf(&self, given: &str) -> Result<(), AppError> {
         match self.0.get::<String>(CSRF) {
             Ok(Some(expected)) if constant_time_eq(expected.as_bytes(), given.as_bytes()) => Ok(()),
             _ => Err(AppError::Csrf),

@@ -20,22 +20,15 @@ use crate::error::AppError;
 use crate::ids::TokenId;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/manage/users", web::get().to(page))
-        .route("/manage/users", web::post().to(add_user))
-        .route("/manage/users/tokens", web::post().to(create_token))
-        .route(
-            "/manage/users/tokens/{id}/revoke",
-            web::post().to(revoke_token),
+    cfg.service(web::resource("/manage/users").get(page).post(add_user))
+        .service(web::resource("/manage/users/tokens").post(create_token))
+        .service(web::resource("/manage/users/tokens/{id}/revoke").post(revoke_token))
+        .service(web::resource("/manage/users/{username}/role").post(set_role))
+        .service(
+            web::resource("/manage/users/{username}/{change:suspend|reactivate}")
+                .post(change_suspension),
         )
-        .route("/manage/users/{username}/role", web::post().to(set_role))
-        .route(
-            "/manage/users/{username}/{change:suspend|reactivate}",
-            web::post().to(change_suspension),
-        )
-        .route(
-            "/manage/users/{username}/password",
-            web::post().to(reset_password),
-        );
+        .service(web::resource("/manage/users/{username}/password").post(reset_password));
 }
 
 struct UserView {
@@ -349,8 +342,16 @@ async fn reset_password(
     let m = &manager.0;
     let form: PasswordForm = forms::read(&m.session, &body)?;
     let username = path.into_inner();
-    if let Err(e) = check_new_password(form.password.expose()) {
-        return refused(m, &state, UserError::WeakPassword(e), Extras::default()).await;
+    let name = username.clone();
+    let found = state
+        .db(move |conn| Ok::<_, AppError>(users::load(conn, &name)))
+        .await?;
+    let checked = found.and_then(|user| {
+        check_new_password(form.password.expose(), &[&user.username, &user.email])
+            .map_err(UserError::WeakPassword)
+    });
+    if let Err(e) = checked {
+        return refused(m, &state, e, Extras::default()).await;
     }
     let hash = state.hash_password(form.password).await?;
     let by = m.changed_by(&req);

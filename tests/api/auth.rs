@@ -76,6 +76,22 @@ async fn first_run_creates_the_site_manager_then_setup_is_gone(backend: Backend)
         !users::any_exist(&mut app.conn()).unwrap(),
         "nothing was created"
     );
+    let common = app
+        .post_form(
+            "/setup",
+            &[
+                ("username", "root"),
+                ("email", "root@example.com"),
+                ("password", "password1234"),
+                ("password_confirm", "password1234"),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(common.status(), 400);
+    let body = common.text().await.unwrap();
+    assert!(body.contains("The password is too easy to guess"), "{body}");
+    assert!(!users::any_exist(&mut app.conn()).unwrap());
 
     let ok = app
         .post_form(
@@ -195,21 +211,29 @@ async fn the_session_id_rotates_at_login(backend: Backend) {
     };
     app.add_user("alice", Role::Auditor, PW);
     let form = app.get("/login").await;
-    let before = session_cookie(&form).expect("an anonymous session for the CSRF token");
+    assert_eq!(
+        session_cookie(&form),
+        None,
+        "the login form needs no session"
+    );
     let token = csrf_in(&form.text().await.unwrap()).unwrap();
+    let first = session_cookie(&app.login("alice", PW).await).expect("login sets a cookie");
+    // Logging in again over a live session (the client sends it) gives a new
+    // id, and the old one stops working.
     let r = app
-        .post_form(
-            "/login",
-            &[
-                ("username", "alice"),
-                ("password", PW),
-                ("csrf_token", &token),
-                ("next", ""),
-            ],
-        )
-        .await;
+        .client
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "alice"),
+            ("password", PW),
+            ("csrf_token", token.as_str()),
+            ("next", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
     let after = session_cookie(&r).expect("login sets a new cookie");
-    assert_ne!(before, after);
+    assert_ne!(first, after);
     assert_eq!(
         get_with_cookie(&app, "/manage/audit", &after)
             .await
@@ -217,12 +241,105 @@ async fn the_session_id_rotates_at_login(backend: Backend) {
         200
     );
     assert_eq!(
-        get_with_cookie(&app, "/manage/audit", &before)
+        get_with_cookie(&app, "/manage/audit", &first)
             .await
             .status(),
         303,
-        "the pre-login session id does not carry the login"
+        "the earlier session id does not carry the new login"
     );
+}
+
+async fn anonymous_visitors_write_nothing(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let before = app.table_counts();
+    // Setup is open (no user yet): its form and the login form, many times,
+    // by visitors without cookies and by one that keeps them.
+    for path in ["/setup", "/login", "/login?next=/manage/users", "/"] {
+        for _ in 0..10 {
+            let r = client().get(app.url(path)).send().await.unwrap();
+            assert!(
+                r.status().is_success() || r.status().is_redirection(),
+                "{path}"
+            );
+            assert_eq!(session_cookie(&r), None, "{path} starts no session");
+        }
+        app.get(path).await;
+    }
+    assert_eq!(app.table_counts(), before, "every table is unchanged");
+    // The forms still work: their token lives in the visitor's own cookie.
+    let token = app.csrf_token("/setup").await;
+    let r = app
+        .post_form(
+            "/setup",
+            &[
+                ("username", "root"),
+                ("email", "root@example.com"),
+                ("password", PW),
+                ("password_confirm", PW),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    // A token from another visitor's cookie is refused.
+    let other = app.another_visitor();
+    let foreign = client()
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let foreign = csrf_in(&foreign).unwrap();
+    other.get("/login").await;
+    let r = other
+        .post_form(
+            "/login",
+            &[
+                ("username", "root"),
+                ("password", PW),
+                ("csrf_token", &foreign),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(other.login("root", PW).await.status(), 303);
+}
+
+async fn expired_sessions_are_purged(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        c.idle_timeout = Duration::from_secs(1);
+        c.purge_sessions_every = Duration::from_millis(500);
+    })
+    .await
+    else {
+        return;
+    };
+    app.add_user("alice", Role::Auditor, PW);
+    for _ in 0..3 {
+        assert_eq!(app.another_visitor().login("alice", PW).await.status(), 303);
+    }
+    let sessions = |app: &TestApp| {
+        app.table_counts()
+            .into_iter()
+            .find(|(t, _)| t == "sessions")
+            .unwrap()
+            .1
+    };
+    assert!(sessions(&app) > 0, "the last login is live");
+    // Nobody comes back; the server clears them out on its own.
+    let mut left = -1;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        left = sessions(&app);
+        if left == 0 {
+            break;
+        }
+    }
+    assert_eq!(left, 0, "ended sessions are deleted");
 }
 
 async fn logout_ends_the_session_on_the_server(backend: Backend) {
@@ -368,7 +485,7 @@ async fn the_throttle_engages_after_five_failures(backend: Backend) {
     assert!(sixth.headers().contains_key("retry-after"));
     let body = sixth.text().await.unwrap();
     assert!(
-        body.contains("Too many failed logins. Try again after"),
+        body.contains("Too many failed logins from this address. Try again after"),
         "{body}"
     );
     assert_eq!(app.get("/manage/audit").await.status(), 303);
@@ -608,6 +725,8 @@ crate::cases! {
         suspension_ends_sessions_and_blocks_login,
         forms_without_this_sessions_csrf_token_change_nothing,
         the_throttle_engages_after_five_failures,
+        anonymous_visitors_write_nothing,
+        expired_sessions_are_purged,
         unknown_user_and_wrong_password_look_the_same,
         security_headers_are_on_every_response,
         logins_and_logouts_are_audited_with_status_codes,

@@ -87,27 +87,60 @@ async fn user_commands_manage_accounts_and_are_audited(backend: Backend) {
     );
 
     assert_one_line_error(
-        &add("alice", "other@example.com", "member", "password1\n"),
+        &add(
+            "alice",
+            "other@example.com",
+            "member",
+            "quiet lantern orbit\n",
+        ),
         "username 'alice' is already taken",
     );
     assert_one_line_error(
-        &add("carol", "ALICE@example.com", "member", "password1\n"),
+        &add(
+            "carol",
+            "ALICE@example.com",
+            "member",
+            "quiet lantern orbit\n",
+        ),
         "email 'alice@example.com' is already used",
     );
     assert_one_line_error(
-        &add("carol", "carol@example.com", "admin", "password1\n"),
+        &add(
+            "carol",
+            "carol@example.com",
+            "admin",
+            "quiet lantern orbit\n",
+        ),
         "unknown role 'admin'",
     );
     assert_one_line_error(
         &add("carol", "carol@example.com", "member", "\n"),
         "the password is empty",
     );
+    // Common passwords, and ones made of the account's own name, are refused with the reason.
+    for weak in [
+        "password",
+        "12345678",
+        "123456789012",
+        "          ",
+        "carol@example.com",
+    ] {
+        assert_one_line_error(
+            &add("carol", "carol@example.com", "member", &format!("{weak}\n")),
+            "the password is too easy to guess",
+        );
+    }
     assert_one_line_error(
-        &add("Carol!", "carol@example.com", "member", "password1\n"),
+        &add(
+            "Carol!",
+            "carol@example.com",
+            "member",
+            "quiet lantern orbit\n",
+        ),
         "invalid username",
     );
     assert_one_line_error(
-        &add("carol", "not-an-email", "member", "password1\n"),
+        &add("carol", "not-an-email", "member", "quiet lantern orbit\n"),
         "invalid email",
     );
     assert_one_line_error(
@@ -154,6 +187,14 @@ async fn user_commands_manage_accounts_and_are_audited(backend: Backend) {
         auditdesk(&db, &["user", "reactivate", "alice"], "")
             .status
             .success()
+    );
+    assert_one_line_error(
+        &auditdesk(
+            &db,
+            &["user", "reset-password", "alice", "--password-stdin"],
+            "alice@example.com\n",
+        ),
+        "the password is too easy to guess",
     );
     let reset = auditdesk(
         &db,

@@ -297,6 +297,78 @@ impl TestApp {
         }
     }
 
+    /// Another visitor connecting from `ip` (loopback answers on all of
+    /// 127/8), sending `headers` with every request.
+    pub fn visitor_from(&self, ip: &str, headers: &[(&'static str, &str)]) -> TestApp {
+        let mut defaults = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            defaults.insert(*name, value.parse().expect("a header value"));
+        }
+        TestApp {
+            address: self.address.clone(),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .local_address(ip.parse::<std::net::IpAddr>().expect("an address"))
+                .default_headers(defaults)
+                .build()
+                .expect("an HTTP client"),
+            db: self.db.clone(),
+        }
+    }
+
+    /// How many rows each table holds, by table name (every table of the schema).
+    pub fn table_counts(&self) -> Vec<(String, i64)> {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct Name {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            name: String,
+        }
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.conn();
+        let list = match &self.db.url {
+            DatabaseUrl::Sqlite(_) => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            }
+            DatabaseUrl::Postgres(_) => {
+                "SELECT tablename::text AS name FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+            }
+        };
+        let names: Vec<Name> = match conn.backend() {
+            AnyConnection::Sqlite(c) => diesel::sql_query(list).load(c),
+            AnyConnection::Postgres(c) => diesel::sql_query(list).load(c),
+        }
+        .unwrap();
+        names
+            .into_iter()
+            .map(|t| {
+                let q = format!("SELECT count(*) AS n FROM \"{}\"", t.name);
+                let n: N = match conn.backend() {
+                    AnyConnection::Sqlite(c) => diesel::sql_query(&q).get_result(c),
+                    AnyConnection::Postgres(c) => diesel::sql_query(&q).get_result(c),
+                }
+                .unwrap();
+                (t.name, n.n)
+            })
+            .collect()
+    }
+
+    /// Runs one SQL statement on the app's database, per backend.
+    pub fn execute(&self, sqlite: &str, postgres: &str) {
+        use diesel::prelude::*;
+        let mut conn = self.conn();
+        match conn.backend() {
+            AnyConnection::Sqlite(c) => diesel::sql_query(sqlite).execute(c),
+            AnyConnection::Postgres(c) => diesel::sql_query(postgres).execute(c),
+        }
+        .unwrap();
+    }
+
     /// A direct connection to the app's database.
     pub fn conn(&self) -> DbConn {
         self.db.connect()

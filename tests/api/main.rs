@@ -20,11 +20,13 @@ mod export;
 mod free_text;
 mod health;
 mod helpers;
+mod http_rules;
 mod ingest;
 mod request_id;
 mod search_bar;
 mod statuses;
 mod storage;
+mod throttle;
 mod users;
 mod webdriver;
 
@@ -40,11 +42,13 @@ fn main() {
         export::cases(),
         free_text::cases(),
         health::cases(),
+        http_rules::cases(),
         ingest::cases(),
         request_id::cases(),
         search_bar::cases(),
         statuses::cases(),
         storage::cases(),
+        throttle::cases(),
         users::cases(),
         vec![Case::blocking(
             "api::harness",

@@ -174,7 +174,15 @@ async fn every_table_stores_a_row_and_reads_it_back_unchanged(backend: Backend) 
     db::login_failures::record(&mut conn, "ursula", "203.0.113.9", t).unwrap();
     assert_eq!(
         db::login_failures::for_account(&mut conn, "ursula", t).unwrap(),
+        1
+    );
+    assert_eq!(
+        db::login_failures::for_pair(&mut conn, "ursula", "203.0.113.9", t).unwrap(),
         (1, Some(t))
+    );
+    assert_eq!(
+        db::login_failures::for_pair(&mut conn, "ursula", "203.0.113.10", t).unwrap(),
+        (0, None)
     );
     assert_eq!(
         db::login_failures::for_ip(&mut conn, "203.0.113.9", t).unwrap(),

@@ -101,7 +101,7 @@ async fn bad_new_users_are_refused_with_the_reason_and_nothing_is_stored(backend
         return;
     };
     let before = users::list(&mut app.conn()).unwrap().len();
-    let cases: [(&str, &str, &str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str, &str, &str); 8] = [
         ("ann", "other@example.com", "auditor", PW, "already taken"),
         (
             "carl",
@@ -123,6 +123,27 @@ async fn bad_new_users_are_refused_with_the_reason_and_nothing_is_stored(backend
             "auditor",
             "short",
             "must be at least",
+        ),
+        (
+            "carl",
+            "carl@example.com",
+            "auditor",
+            "123456789012",
+            "too easy to guess",
+        ),
+        (
+            "carl",
+            "carl@example.com",
+            "auditor",
+            "password",
+            "too easy to guess",
+        ),
+        (
+            "carl",
+            "carl@example.com",
+            "auditor",
+            "carl@example.com",
+            "too easy to guess",
         ),
         ("carl", "carl@example.com", "overlord", PW, "overlord"),
     ];
@@ -276,6 +297,23 @@ async fn suspension_and_password_resets_are_audited_and_take_effect(backend: Bac
         .users_form("/manage/users/ann/password", &[("password", "short")])
         .await;
     assert_eq!(r.status(), 400);
+    // A common password, or the account's own email, is refused with the reason.
+    for weak in ["12345678", "ann@example.com"] {
+        let r = app
+            .users_form("/manage/users/ann/password", &[("password", weak)])
+            .await;
+        assert_eq!(r.status(), 400);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("too easy to guess"), "{weak}: {page}");
+    }
+    assert_eq!(
+        app.another_visitor()
+            .login("ann", new_password)
+            .await
+            .status(),
+        303,
+        "the password is unchanged"
+    );
 }
 
 async fn a_manager_who_resets_their_own_password_is_logged_out_too(backend: Backend) {

@@ -14,9 +14,9 @@ use crate::error::AppError;
 use view::{AuditPage, Loaded, PageRequest};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/manage/audit", web::get().to(page))
-        .route("/manage/audit/export", web::get().to(export))
-        .route("/manage/audit/suggestions", web::get().to(suggestions));
+    cfg.service(web::resource("/manage/audit").get(page))
+        .service(web::resource("/manage/audit/export").get(export))
+        .service(web::resource("/manage/audit/suggestions").get(suggestions));
 }
 
 /// `GET /manage/audit/suggestions?field=user|resource_target&q=TEXT`: the most
@@ -46,6 +46,12 @@ async fn suggestions(
 
 /// `GET /manage/audit/export?format=csv|ndjson|coder-json&<filters>`: every
 /// matching event, streamed as it is read.
+///
+/// A bounded number of exports run at once (`serve --max-exports`); one more
+/// is answered 503 with `Retry-After` before any byte. Each holds its turn
+/// and a database connection of its own from before the 200 until its last
+/// byte, so a started export is never cut off for want of a connection, and
+/// the pages keep the pool's.
 async fn export(
     reader: AuditReader,
     req: HttpRequest,
@@ -54,24 +60,22 @@ async fn export(
     let request =
         ExportRequest::parse(req.query_string()).map_err(|problems| bad_request(&problems))?;
     let (format, bom) = (request.format, request.bom);
+    let turn = export_turn(&state).await?;
     let who = reader.0.changed_by(&req);
     let filter_text = encode_query(&request.query.filter_pairs());
-    // The export is on record before the first byte leaves.
-    state
-        .db(move |conn| {
-            let (ip, ua) = (&who.ip, &who.user_agent);
-            Ok::<_, AppError>(record_export(
-                conn,
-                &who.actor,
-                ip,
-                ua,
-                format,
-                &filter_text,
-            )?)
-        })
-        .await?;
+    let database = state.database.clone();
+    // A connection of its own, beside the pool (sharing its queue of SQLite
+    // writers); the export is on record before the first byte leaves.
+    let conn = web::block(move || {
+        let mut conn = database.connect_one()?;
+        let (ip, ua) = (&who.ip, &who.user_agent);
+        record_export(&mut conn, &who.actor, ip, ua, format, &filter_text)?;
+        Ok::<_, AppError>(conn)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("the export task failed: {e}")))??;
 
-    let body = stream_export(state.pool.clone(), request.query.filter, format, bom);
+    let body = stream_export(conn, turn, request.query.filter, format, bom);
     Ok(HttpResponse::Ok()
         .content_type(format.content_type())
         .insert_header((
@@ -84,25 +88,37 @@ async fn export(
         .streaming(body))
 }
 
+/// A turn at exporting, waited for as long as a request waits for a
+/// database connection; then a 503 that says when to come back.
+async fn export_turn(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+    let waited = tokio::time::timeout(
+        crate::db::CONNECTION_WAIT,
+        state.exports.clone().acquire_owned(),
+    )
+    .await;
+    match waited {
+        Ok(Ok(turn)) => Ok(turn),
+        Ok(Err(closed)) => Err(AppError::Internal(format!("export limiter: {closed}"))),
+        Err(_) => Err(AppError::Busy(format!(
+            "{} exports are running, as many as this server runs at once. Nothing was exported; try again in a few seconds.",
+            state.config.max_exports
+        ))),
+    }
+}
+
 /// Every event of `filter`, read on a blocking thread page by page and sent
-/// as it is encoded; the reading stops when the client goes away.
+/// as it is encoded; the reading stops when the client goes away. `conn` and
+/// `turn` are held until then.
 fn stream_export(
-    pool: crate::db::Pool,
+    mut conn: crate::db::DbConn,
+    turn: tokio::sync::OwnedSemaphorePermit,
     filter: crate::audit::filter::Filter,
     format: crate::audit::export::Format,
     bom: bool,
 ) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(4);
     actix_web::rt::task::spawn_blocking(move || {
-        let mut conn = match pool.get() {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other(format!(
-                    "database unavailable: {e}"
-                ))));
-                return;
-            }
-        };
+        let _turn = turn;
         // blocking_send fails once the client has gone: that stops the work.
         let sent = run_export(&mut conn, &filter, format, bom, |chunk| {
             tx.blocking_send(Ok(web::Bytes::from(chunk))).is_ok()

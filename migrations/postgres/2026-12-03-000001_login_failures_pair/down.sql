@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS login_failures_account_ip_time;

@@ -1,0 +1,183 @@
+//! The login throttle slows guessing without locking owners out, and counts
+//! by the client's real address (behind a trusted proxy too). Clients bind
+//! to different loopback addresses (127.0.0.2, ...) to be different people.
+
+use auditdesk::auth::Role;
+use auditdesk::auth::login::policy;
+
+use crate::helpers::{Backend, TestApp, location};
+
+const PW: &str = "correct horse battery";
+
+/// The `Retry-After` of a refusal, in seconds.
+fn retry_after(r: &reqwest::Response) -> i64 {
+    r.headers()
+        .get("retry-after")
+        .expect("a 429 says when to come back")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Moves every recorded failure `seconds` into the past, as if that much time went by.
+fn time_passes(app: &TestApp, seconds: i64) {
+    app.execute(
+        &format!(
+            "UPDATE login_failures SET time = strftime('%Y-%m-%d %H:%M:%f', time, '-{seconds} seconds')"
+        ),
+        &format!("UPDATE login_failures SET time = time - interval '{seconds} seconds'"),
+    );
+}
+
+async fn a_flood_from_one_address_leaves_the_owner_in_elsewhere(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.add_user("alice", Role::Auditor, PW);
+    let attacker = app.visitor_from("127.0.0.2", &[]);
+    for i in 1..=policy::PAIR_ALLOWANCE {
+        assert_eq!(
+            attacker.login("alice", "guess").await.status(),
+            401,
+            "failure {i}"
+        );
+    }
+    let refused = attacker.login("alice", "guess").await;
+    assert_eq!(refused.status(), 429);
+    let wait = retry_after(&refused);
+    assert!((1..=policy::FIRST_DELAY_SECONDS).contains(&wait), "{wait}");
+    let page = refused.text().await.unwrap();
+    assert!(
+        page.contains("Try again after") && page.contains("seconds"),
+        "{page}"
+    );
+    assert_eq!(
+        attacker.login("alice", PW).await.status(),
+        429,
+        "the right password from the failing address waits too"
+    );
+
+    // The owner, elsewhere, is not held back at all.
+    let owner = app.visitor_from("127.0.0.1", &[]);
+    let r = owner.login("alice", PW).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/manage/audit");
+
+    // The wait grows: after it, one more try, then twice as long.
+    time_passes(&app, policy::FIRST_DELAY_SECONDS + 1);
+    assert_eq!(attacker.login("alice", "guess").await.status(), 401);
+    let longer = attacker.login("alice", "guess").await;
+    assert_eq!(longer.status(), 429);
+    let wait = retry_after(&longer);
+    assert!(
+        (policy::FIRST_DELAY_SECONDS + 1..=2 * policy::FIRST_DELAY_SECONDS).contains(&wait),
+        "{wait}"
+    );
+    // Refused tries are not failures: hammering does not lengthen the wait.
+    for _ in 0..5 {
+        assert_eq!(attacker.login("alice", "guess").await.status(), 429);
+    }
+    assert!(retry_after(&attacker.login("alice", "guess").await) <= wait);
+    // And the owner's login did not wipe the attacker's record.
+    assert_eq!(attacker.login("alice", PW).await.status(), 429);
+}
+
+async fn a_spray_across_names_slows_that_address_only(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.add_user("alice", Role::Auditor, PW);
+    let sprayer = app.visitor_from("127.0.0.2", &[]);
+    for i in 1..=policy::ADDRESS_ALLOWANCE {
+        let r = sprayer.login(&format!("user{i}"), "Summer2026!").await;
+        assert_eq!(r.status(), 401, "name {i}");
+    }
+    assert_eq!(sprayer.login("user21", "Summer2026!").await.status(), 429);
+    assert_eq!(sprayer.login("alice", PW).await.status(), 429);
+    let elsewhere = app.visitor_from("127.0.0.3", &[]);
+    assert_eq!(elsewhere.login("alice", PW).await.status(), 303);
+}
+
+async fn a_distributed_attack_slows_the_account_but_never_locks_it(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.add_user("alice", Role::Auditor, PW);
+    // The ceiling's worth of failures from as many addresses.
+    let now = chrono::Utc::now().naive_utc();
+    let mut conn = app.conn();
+    for i in 0..policy::ACCOUNT_CEILING {
+        auditdesk::db::login_failures::record(
+            &mut conn,
+            "alice",
+            &format!("198.51.{}.{}", i / 250, i % 250 + 1),
+            now,
+        )
+        .unwrap();
+    }
+    // An address that failed once now waits after that one failure...
+    let guesser = app.visitor_from("127.0.0.2", &[]);
+    assert_eq!(guesser.login("alice", "guess").await.status(), 401);
+    let slowed = guesser.login("alice", PW).await;
+    assert_eq!(slowed.status(), 429);
+    assert!(retry_after(&slowed) <= policy::FIRST_DELAY_SECONDS);
+    // ...while an address with no failures for the account logs in at once,
+    let owner = app.visitor_from("127.0.0.3", &[]);
+    assert_eq!(owner.login("alice", PW).await.status(), 303);
+    // and the slowed one gets in once its short wait is over.
+    time_passes(&app, policy::FIRST_DELAY_SECONDS + 1);
+    assert_eq!(guesser.login("alice", PW).await.status(), 303);
+}
+
+async fn a_trusted_proxy_names_the_client_and_others_are_ignored(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        c.trusted_proxies = "127.0.0.2/32".parse().unwrap();
+    })
+    .await
+    else {
+        return;
+    };
+    app.add_user("alice", Role::Auditor, PW);
+    let via_proxy = |client: &str| app.visitor_from("127.0.0.2", &[("x-forwarded-for", client)]);
+    // The rightmost address that is not a trusted proxy is the client.
+    let spoofed = via_proxy("203.0.113.50, 198.51.100.7");
+    assert_eq!(spoofed.login("alice", "guess").await.status(), 401);
+    // The Forwarded header, when present, is read instead.
+    let rfc7239 = app.visitor_from(
+        "127.0.0.2",
+        &[("forwarded", r#"for="[2001:db8::7]:5555";proto=https"#)],
+    );
+    assert_eq!(rfc7239.login("alice", "guess").await.status(), 401);
+    // A peer that is not a trusted proxy is taken as it is.
+    let direct = app.visitor_from("127.0.0.3", &[("x-forwarded-for", "198.51.100.9")]);
+    assert_eq!(direct.login("alice", "guess").await.status(), 401);
+    let newest = auditdesk::audit::store::latest(&mut app.conn(), 3).unwrap();
+    let ips: Vec<&str> = newest.iter().rev().map(|e| e.ip.as_str()).collect();
+    assert_eq!(ips, ["198.51.100.7", "2001:db8::7", "127.0.0.3"]);
+
+    // The throttle counts by that client: one behind the proxy is slowed,
+    // another behind the same proxy is not.
+    for _ in 1..policy::PAIR_ALLOWANCE {
+        assert_eq!(spoofed.login("alice", "guess").await.status(), 401);
+    }
+    assert_eq!(spoofed.login("alice", PW).await.status(), 429);
+    assert_eq!(
+        via_proxy("198.51.100.8").login("alice", PW).await.status(),
+        303
+    );
+    let newest = auditdesk::audit::store::latest(&mut app.conn(), 1).unwrap();
+    assert_eq!(
+        (newest[0].status_code, newest[0].ip.as_str()),
+        (200, "198.51.100.8")
+    );
+}
+
+crate::cases! {
+    both_backends() => [
+        a_flood_from_one_address_leaves_the_owner_in_elsewhere,
+        a_spray_across_names_slows_that_address_only,
+        a_distributed_attack_slows_the_account_but_never_locks_it,
+        a_trusted_proxy_names_the_client_and_others_are_ignored,
+    ];
+}
