@@ -95,6 +95,9 @@ impl Application {
                 .app_data(aweb::Data::new(state.clone()))
                 .wrap(sessions)
                 .wrap(actix_web::middleware::from_fn(
+                    crate::web::session::store_outage_is_503,
+                ))
+                .wrap(actix_web::middleware::from_fn(
                     crate::web::http_rules::same_origin_writes,
                 ))
                 .wrap(actix_web::middleware::from_fn(

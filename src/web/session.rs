@@ -55,7 +55,40 @@ impl DbSessionStore {
         })
         .await
         .map_err(|e| anyhow::anyhow!("session task failed: {e}"))?;
-        joined.map_err(|e| anyhow::anyhow!("{e}"))
+        joined.map_err(|e| {
+            if e.is_unavailable() {
+                anyhow::anyhow!("{STORE_UNAVAILABLE}: {e}")
+            } else {
+                anyhow::anyhow!("{e}")
+            }
+        })
+    }
+}
+
+/// How the store's errors say that the database is away; actix-session
+/// answers any store error with a bare 500, which [`store_outage_is_503`]
+/// turns back into the 503 it is.
+const STORE_UNAVAILABLE: &str = "session store: database unavailable";
+
+/// Answers a request whose session could not be read or written because the
+/// database is away with the same 503 (and `Retry-After`) as any page or API
+/// call, not actix-session's bare 500. Wraps the session middleware.
+pub async fn store_outage_is_503(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let api = super::http_rules::is_api(req.path());
+    match next.call(req).await {
+        Ok(res) => Ok(res.map_into_boxed_body()),
+        Err(e) if e.to_string().contains(STORE_UNAVAILABLE) => Err(if api {
+            super::api::Problem::from(DbError::Unavailable(
+                "the database is not answering; nothing was stored, retry later".into(),
+            ))
+            .into()
+        } else {
+            AppError::Unavailable(e.to_string()).into()
+        }),
+        Err(e) => Err(e),
     }
 }
 

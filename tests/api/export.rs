@@ -294,8 +294,112 @@ async fn the_cli_exports_with_the_page_filters(backend: Backend) {
     );
 }
 
+/// An export started over a raw connection whose receive buffer is tiny and
+/// which reads nothing past the status line: it stays running, holding its
+/// turn, until [`read_to_end`] takes the rest.
+async fn stalled_export(app: &TestApp, cookie: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "GET /manage/audit/export?format=csv HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut status = [0u8; 12];
+    stream.read_exact(&mut status).await.unwrap();
+    assert_eq!(&status, b"HTTP/1.1 200", "the export started");
+    stream
+}
+
+/// The rest of a stalled export's response: its body, de-chunked.
+async fn read_to_end(mut stream: tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, mut rest) = raw.split_once("\r\n\r\n").expect("headers, then the body");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return body;
+        }
+        body.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+}
+
+async fn a_bounded_number_of_exports_run_at_once_and_each_started_one_completes(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| c.max_exports = 2).await else {
+        return;
+    };
+    let events: Vec<_> = (0..30_000)
+        .map(|n| {
+            new_event(&format!(
+                r#"{{"time":"2026-03-01T12:00:00.000Z","user":{{"username":"svc{}"}},"action":"create","resource_type":"workspace","resource_target":"load-{n}","diff":{{"cpu_cores":{{"old":2,"new":4}}}}}}"#,
+                n % 7
+            ))
+        })
+        .collect();
+    for chunk in events.chunks(5_000) {
+        store::store_batch(&mut app.conn(), chunk, OnConflict::RefuseBatch).unwrap();
+    }
+    app.add_user("ann", Role::Auditor, PW);
+    let cookie = crate::helpers::session_cookie(&app.login("ann", PW).await).unwrap();
+    let before = auditdesk::db::events::count_all(&mut app.conn()).unwrap();
+
+    let first = stalled_export(&app, &cookie).await;
+    let second = stalled_export(&app, &cookie).await;
+    // Pages answer while both run: exports hold connections of their own.
+    for _ in 0..3 {
+        assert_eq!(app.get("/manage/audit").await.status(), 200);
+    }
+    // One more export is refused before any byte, with when to come back.
+    let refused = app.get("/manage/audit/export?format=csv").await;
+    assert_eq!(refused.status(), 503, "{:?}", refused.headers());
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(
+        refused.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("2 exports are running"), "{page}");
+    let exports_recorded = || {
+        store::latest(&mut app.conn(), 10)
+            .unwrap()
+            .iter()
+            .filter(|e| e.action.as_str() == "export")
+            .count()
+    };
+    assert_eq!(exports_recorded(), 2, "a refused export is not on record");
+
+    // Both started exports complete, whole.
+    for stalled in [first, second] {
+        let body = read_to_end(stalled).await;
+        assert!(body.ends_with('\n'));
+        let rows = csv_rows(&body).len() as i64;
+        // Everything stored before, plus its own export event and perhaps
+        // the other's, recorded before this one read its first page.
+        assert!(
+            (before + 1..=before + 2).contains(&rows),
+            "{rows} rows, {before} stored before"
+        );
+    }
+    // Their turns are back.
+    let (status, _, _, body) = download(&app, "format=csv").await;
+    assert_eq!(status, 200);
+    assert_eq!(csv_rows(&body).len() as i64, before + 3);
+}
+
 crate::cases! {
     both_backends() => [
+        a_bounded_number_of_exports_run_at_once_and_each_started_one_completes,
         exports_hold_exactly_the_filtered_events_in_order,
         csv_survives_commas_quotes_newlines_unicode_and_formulas,
         an_ndjson_export_imported_elsewhere_exports_the_same_bytes,

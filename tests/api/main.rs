@@ -22,6 +22,8 @@ mod health;
 mod helpers;
 mod http_rules;
 mod ingest;
+mod outage;
+mod relay;
 mod request_id;
 mod search_bar;
 mod statuses;
@@ -44,6 +46,7 @@ fn main() {
         health::cases(),
         http_rules::cases(),
         ingest::cases(),
+        outage::cases(),
         request_id::cases(),
         search_bar::cases(),
         statuses::cases(),
