@@ -461,6 +461,7 @@ fn serve(url: DatabaseUrl, args: ServeArgs) -> Result<(), CliError> {
     config.log_audit_json = args.log_audit_json;
     config.trusted_proxies = args.trusted_proxies;
     config.max_exports = usize::from(args.max_exports);
+    crate::memory::tune_allocator();
     let system = actix_web::rt::System::new();
     system.block_on(async move {
         let database = config.database_url.to_string();

@@ -9,5 +9,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod ids;
+pub mod memory;
 pub mod net;
 pub mod web;

@@ -127,6 +127,8 @@ fn stream_export(
             tracing::error!(error = %e, "export failed part-way");
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
         }
+        drop(conn);
+        crate::memory::release_freed();
     });
     futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
