@@ -84,6 +84,15 @@ pub struct ServeArgs {
         default_value = ""
     )]
     pub trusted_proxies: crate::net::TrustedProxies,
+    /// The forwarding header the trusted proxies write; the other one is
+    /// passed through from the client and never read.
+    #[arg(
+        long,
+        env = "AUDITDESK_FORWARDED_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    pub forwarded_header: crate::net::ForwardedHeader,
     /// Exports of the log that may run at once, each on a database connection
     /// of its own; more are answered 503 with Retry-After.
     #[arg(long, env = "AUDITDESK_MAX_EXPORTS", default_value_t = defaults::MAX_EXPORTS, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -460,6 +469,7 @@ fn serve(url: DatabaseUrl, args: ServeArgs) -> Result<(), CliError> {
     config.absolute_timeout = Duration::from_secs(args.absolute_timeout_hours * 3600);
     config.log_audit_json = args.log_audit_json;
     config.trusted_proxies = args.trusted_proxies;
+    config.forwarded_header = args.forwarded_header;
     config.max_exports = usize::from(args.max_exports);
     crate::memory::tune_allocator();
     let system = actix_web::rt::System::new();

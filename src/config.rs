@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::db::DatabaseUrl;
-use crate::net::TrustedProxies;
+use crate::net::{ForwardedHeader, TrustedProxies};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct Config {
     pub purge_sessions_every: Duration,
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` headers name the client.
     pub trusted_proxies: TrustedProxies,
+    /// The one forwarding header those proxies write.
+    pub forwarded_header: ForwardedHeader,
     /// Downloads of the log (Manage > Audit > Export) that may run at once;
     /// more are answered 503 with `Retry-After` before any byte.
     pub max_exports: usize,
@@ -52,6 +54,7 @@ impl Config {
             log_audit_json: false,
             workers: None,
             trusted_proxies: TrustedProxies::default(),
+            forwarded_header: ForwardedHeader::default(),
             purge_sessions_every: Duration::from_secs(defaults::PURGE_SESSIONS_MINUTES * 60),
             max_exports: usize::from(defaults::MAX_EXPORTS),
         }

@@ -148,7 +148,12 @@ impl ResponseError for AppError {
                     None,
                 )
             }
-            Self::Busy(m) => (None, "Busy", m.clone(), None),
+            Self::Busy(m) => (
+                None,
+                "Busy",
+                m.clone(),
+                Some(("/manage/audit".into(), "Back to the audit log".into())),
+            ),
             Self::OutcomeUnknown(cause) => {
                 tracing::error!(%cause, "the outcome of a commit is unknown");
                 (

@@ -46,7 +46,6 @@ pub mod policy {
         })
     }
 }
-pub use policy::WINDOW_MINUTES;
 
 /// Who is trying to log in, and from where.
 #[derive(Debug, Clone)]
@@ -78,6 +77,20 @@ fn account_key(login: &str) -> String {
     login.trim().to_lowercase()
 }
 
+/// The address as the throttle counts it: an IPv4 address as it is, an IPv6
+/// address by its /64 network, since one host is commonly given a whole /64
+/// and could otherwise take a new address for every try.
+fn address_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            let network = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{network}/64")
+        }
+        _ => ip.to_owned(),
+    }
+}
+
 /// When the throttle lets this account name and address try again, if it
 /// is holding them back now (see [`policy`]).
 pub fn throttled_until(
@@ -86,9 +99,12 @@ pub fn throttled_until(
     ip: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, DbError> {
-    use policy::{ACCOUNT_CEILING, ADDRESS_ALLOWANCE, PAIR_ALLOWANCE, delay_seconds};
+    use policy::{
+        ACCOUNT_CEILING, ADDRESS_ALLOWANCE, PAIR_ALLOWANCE, WINDOW_MINUTES, delay_seconds,
+    };
     let since = (now - Duration::minutes(WINDOW_MINUTES)).naive_utc();
     let account = account_key(login);
+    let ip = &address_key(ip);
     let wait_after = |latest: Option<chrono::NaiveDateTime>, delay: Option<i64>| {
         latest
             .zip(delay)
@@ -137,7 +153,8 @@ pub fn attempt(
     match credentials {
         Some(c) if matches && !c.user.suspended => {
             db::write_transaction(conn, |conn| {
-                db::login_failures::clear_pair(conn, &account_key(&a.login), &a.ip)?;
+                let address = address_key(&a.ip);
+                db::login_failures::clear_pair(conn, &account_key(&a.login), &address)?;
                 db::users::set_last_login(conn, c.user.id, now.naive_utc())?;
                 record(conn, a, Some(&c.user), 200, now)
             })?;
@@ -149,7 +166,8 @@ pub fn attempt(
         }
         other => {
             db::write_transaction(conn, |conn| {
-                db::login_failures::record(conn, &account_key(&a.login), &a.ip, now.naive_utc())?;
+                let (account, address) = (account_key(&a.login), address_key(&a.ip));
+                db::login_failures::record(conn, &account, &address, now.naive_utc())?;
                 if rand::random::<u8>() < 4 {
                     // Now and then, forget failures too old to matter.
                     db::login_failures::prune(conn, (now - Duration::days(1)).naive_utc())?;
@@ -260,6 +278,19 @@ fn clip(s: &str, max_bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::policy::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_network() {
+        use super::address_key;
+        assert_eq!(address_key("2001:db8:1:2::7"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(address_key("2001:db8:1:3::7"), "2001:db8:1:3::/64");
+        assert_eq!(address_key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(address_key(""), "");
+    }
 
     #[test]
     fn waits_begin_after_the_allowance_and_double_up_to_the_cap() {

@@ -59,7 +59,13 @@ pub fn check_new_password(password: &str, context: &[&str]) -> Result<(), WeakPa
     let mut why = String::from("the password is too easy to guess");
     if let Some(feedback) = estimate.feedback() {
         if let Some(warning) = feedback.warning() {
-            why.push_str(&format!(" ({})", warning.to_string().trim_end_matches('.')));
+            let warning = warning.to_string();
+            let mut chars = warning.trim_end_matches('.').chars();
+            let lowered: String = chars
+                .next()
+                .map(|c| c.to_lowercase().chain(chars).collect())
+                .unwrap_or_default();
+            why.push_str(&format!(" ({lowered})"));
         }
         let tips: Vec<String> = feedback
             .suggestions()
@@ -67,7 +73,8 @@ pub fn check_new_password(password: &str, context: &[&str]) -> Result<(), WeakPa
             .map(|s| s.to_string())
             .collect();
         if !tips.is_empty() {
-            why.push_str(&format!(": {}", tips.join(" ")));
+            // The pages end the message with a full stop of their own.
+            why.push_str(&format!(": {}", tips.join(" ").trim_end_matches('.')));
         } else {
             why.push_str(": add another word or two that are not common together");
         }
@@ -148,6 +155,12 @@ mod tests {
             );
         }
         assert!(check_new_password("correct horse battery", &[]).is_ok());
+        assert_eq!(
+            check_new_password("password1234", &[])
+                .unwrap_err()
+                .to_string(),
+            "the password is too easy to guess (this is a very common password): Add another word or two. Uncommon words are better",
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use chrono::Utc;
 use futures_util::TryFutureExt;
 use serde::Deserialize;
 
+use super::client_address::client_ip;
 use super::forms;
 use super::pre_login::PreLogin;
 use super::session::TypedSession;
@@ -159,36 +160,6 @@ impl FromRequest for SiteManager {
             .map_ok(SiteManager),
         )
     }
-}
-
-/// The client's address: the peer's, or, when the peer is a proxy named by
-/// `--trusted-proxy`, the rightmost untrusted hop of its `Forwarded` (or else
-/// `X-Forwarded-For`) header. Nobody else's forwarding headers are believed:
-/// anyone can send them, and the login throttle counts by address.
-pub fn client_ip(req: &HttpRequest) -> String {
-    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
-        return String::new();
-    };
-    let Some(trusted) = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| &s.config.trusted_proxies)
-        .filter(|t| t.trusts(peer))
-    else {
-        return peer.to_string();
-    };
-    let values = |name: header::HeaderName| -> Vec<&str> {
-        req.headers()
-            .get_all(name)
-            .map(|v| v.to_str().unwrap_or("?"))
-            .collect()
-    };
-    let forwarded = values(header::FORWARDED);
-    let hops = if forwarded.is_empty() {
-        crate::net::x_forwarded_for(values(header::HeaderName::from_static("x-forwarded-for")))
-    } else {
-        crate::net::forwarded(forwarded)
-    };
-    trusted.client(peer, &hops).to_string()
 }
 
 /// The request's User-Agent header, or empty. Our own record of a header, so a

@@ -5,6 +5,7 @@ pub mod api;
 mod assets;
 pub mod audit;
 pub mod auth;
+pub mod client_address;
 mod forms;
 mod health;
 pub mod http_rules;

@@ -369,7 +369,10 @@ async fn a_bounded_number_of_exports_run_at_once_and_each_started_one_completes(
             .starts_with("text/html")
     );
     let page = refused.text().await.unwrap();
-    assert!(page.contains("2 exports are running"), "{page}");
+    assert!(
+        page.contains("runs at most 2 exports at once, and 2 are running now"),
+        "{page}"
+    );
     let exports_recorded = || {
         store::latest(&mut app.conn(), 10)
             .unwrap()

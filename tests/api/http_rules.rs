@@ -238,6 +238,31 @@ async fn cross_site_writes_are_refused_whatever_the_token(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "none: typed or bookmarked by the user");
+    // Behind a proxy that rewrites Host (nginx's default `Host $proxy_host`),
+    // the browser's Origin names the public host, not ours: Sec-Fetch-Site
+    // decides.
+    let r = app
+        .client
+        .post(app.url("/manage/users"))
+        .header("host", "127.0.0.1:8080")
+        .header("origin", "https://audit.example.com")
+        .header("sec-fetch-site", "same-origin")
+        .form(&new_manager("frank"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "same-origin behind a proxy");
+    // Without Sec-Fetch-Site, a foreign Origin is still refused.
+    let r = app
+        .client
+        .post(app.url("/manage/users"))
+        .header("host", "127.0.0.1:8080")
+        .header("origin", "https://audit.example.com")
+        .form(&new_manager("grace"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "an older browser's Origin is compared");
 }
 
 /// The `name=value` of a cookie that a response sets, and its attributes.

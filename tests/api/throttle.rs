@@ -143,18 +143,22 @@ async fn a_trusted_proxy_names_the_client_and_others_are_ignored(backend: Backen
     // The rightmost address that is not a trusted proxy is the client.
     let spoofed = via_proxy("203.0.113.50, 198.51.100.7");
     assert_eq!(spoofed.login("alice", "guess").await.status(), 401);
-    // The Forwarded header, when present, is read instead.
-    let rfc7239 = app.visitor_from(
+    // A Forwarded header the client wrote itself is passed through by a proxy
+    // that appends to X-Forwarded-For: it is not read.
+    let forged = app.visitor_from(
         "127.0.0.2",
-        &[("forwarded", r#"for="[2001:db8::7]:5555";proto=https"#)],
+        &[
+            ("forwarded", "for=192.0.2.200"),
+            ("x-forwarded-for", "203.0.113.77"),
+        ],
     );
-    assert_eq!(rfc7239.login("alice", "guess").await.status(), 401);
+    assert_eq!(forged.login("alice", "guess").await.status(), 401);
     // A peer that is not a trusted proxy is taken as it is.
     let direct = app.visitor_from("127.0.0.3", &[("x-forwarded-for", "198.51.100.9")]);
     assert_eq!(direct.login("alice", "guess").await.status(), 401);
     let newest = auditdesk::audit::store::latest(&mut app.conn(), 3).unwrap();
     let ips: Vec<&str> = newest.iter().rev().map(|e| e.ip.as_str()).collect();
-    assert_eq!(ips, ["198.51.100.7", "2001:db8::7", "127.0.0.3"]);
+    assert_eq!(ips, ["198.51.100.7", "203.0.113.77", "127.0.0.3"]);
 
     // The throttle counts by that client: one behind the proxy is slowed,
     // another behind the same proxy is not.
@@ -173,11 +177,63 @@ async fn a_trusted_proxy_names_the_client_and_others_are_ignored(backend: Backen
     );
 }
 
+async fn a_proxy_that_writes_forwarded_is_read_by_forwarded_alone(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        c.trusted_proxies = "127.0.0.2".parse().unwrap();
+        c.forwarded_header = auditdesk::net::ForwardedHeader::Forwarded;
+    })
+    .await
+    else {
+        return;
+    };
+    app.add_user("alice", Role::Auditor, PW);
+    let client = app.visitor_from(
+        "127.0.0.2",
+        &[
+            ("forwarded", r#"for="[2001:db8::7]:5555";proto=https"#),
+            ("x-forwarded-for", "203.0.113.77"),
+        ],
+    );
+    assert_eq!(client.login("alice", "guess").await.status(), 401);
+    let newest = auditdesk::audit::store::latest(&mut app.conn(), 1).unwrap();
+    assert_eq!(newest[0].ip, "2001:db8::7");
+}
+
+async fn ipv6_clients_of_one_64_network_are_counted_together(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        c.trusted_proxies = "127.0.0.2".parse().unwrap();
+    })
+    .await
+    else {
+        return;
+    };
+    app.add_user("alice", Role::Auditor, PW);
+    // One host with a /64 takes a new address for every try.
+    for i in 1..=policy::PAIR_ALLOWANCE {
+        let hopper = app.visitor_from(
+            "127.0.0.2",
+            &[("x-forwarded-for", &format!("2001:db8:1:2::{i:x}"))],
+        );
+        assert_eq!(
+            hopper.login("alice", "guess").await.status(),
+            401,
+            "try {i}"
+        );
+    }
+    let next = app.visitor_from("127.0.0.2", &[("x-forwarded-for", "2001:db8:1:2::ffff")]);
+    assert_eq!(next.login("alice", "guess").await.status(), 429);
+    // Another network is another client.
+    let other = app.visitor_from("127.0.0.2", &[("x-forwarded-for", "2001:db8:1:3::1")]);
+    assert_eq!(other.login("alice", PW).await.status(), 303);
+}
+
 crate::cases! {
     both_backends() => [
         a_flood_from_one_address_leaves_the_owner_in_elsewhere,
         a_spray_across_names_slows_that_address_only,
         a_distributed_attack_slows_the_account_but_never_locks_it,
         a_trusted_proxy_names_the_client_and_others_are_ignored,
+        a_proxy_that_writes_forwarded_is_read_by_forwarded_alone,
+        ipv6_clients_of_one_64_network_are_counted_together,
     ];
 }

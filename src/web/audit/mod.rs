@@ -99,10 +99,10 @@ async fn export_turn(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePerm
     match waited {
         Ok(Ok(turn)) => Ok(turn),
         Ok(Err(closed)) => Err(AppError::Internal(format!("export limiter: {closed}"))),
-        Err(_) => Err(AppError::Busy(format!(
-            "{} exports are running, as many as this server runs at once. Nothing was exported; try again in a few seconds.",
-            state.config.max_exports
-        ))),
+        Err(_) => Err(AppError::Busy(match state.config.max_exports {
+            1 => "This server runs one export at a time, and one is running now. Nothing was exported; try again in a few seconds.".into(),
+            n => format!("This server runs at most {n} exports at once, and {n} are running now. Nothing was exported; try again in a few seconds."),
+        })),
     }
 }
 
