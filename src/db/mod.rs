@@ -663,7 +663,21 @@ where
     }
     match f(conn) {
         Ok(value) => {
-            Manager::commit_transaction(&mut conn.conn).map_err(|e| commit_failed(conn, e))?;
+            // Only the outermost COMMIT can store anything; a nested one
+            // releases a savepoint.
+            let outermost = with_backend!(conn, c => {
+                AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
+            })
+            .ok()
+            .flatten()
+            .is_some_and(|depth| depth.get() == 1);
+            Manager::commit_transaction(&mut conn.conn).map_err(|e| {
+                if outermost {
+                    commit_failed(conn, e)
+                } else {
+                    DbError::from(e)
+                }
+            })?;
             Ok(value)
         }
         Err(e) => {

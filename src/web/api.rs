@@ -68,7 +68,7 @@ impl From<DbError> for Problem {
         let detail = match e {
             // The event writer says what became of the request.
             DbError::Unavailable(detail) => detail,
-            DbError::OutcomeUnknown(_) => "the connection to the database was lost while it committed: this request may or may not have been stored; send the same request again: a replay stores nothing twice".to_owned(),
+            DbError::OutcomeUnknown(_) => "the connection to the database was lost while it committed: this request may or may not have been stored; send the same request again: a replay stores nothing twice (an event sent without an id gets a new one each time, so give each event its id to make replays safe)".to_owned(),
             DbError::Lost(_) => "the connection to the database was lost before anything was committed; nothing of this request was stored, send it again".to_owned(),
             _ => "the database is not answering; nothing was stored, retry later".to_owned(),
         };

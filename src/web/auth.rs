@@ -312,7 +312,10 @@ fn login_result(outcome: LoginOutcome) -> Result<UserId, LoginRefusal> {
             "This account is suspended. Ask a Site Manager to reactivate it.",
         )),
         LoginOutcome::Throttled { until } => {
-            let wait = (until - Utc::now()).num_seconds().max(1);
+            // Rounded up: a client that comes back exactly when told is let in.
+            let wait = ((until - Utc::now()).num_milliseconds() + 999)
+                .div_euclid(1000)
+                .max(1);
             Err(LoginRefusal {
                 retry_after: Some(wait),
                 ..LoginRefusal::new(

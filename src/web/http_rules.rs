@@ -9,7 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 
 use super::AppState;
 use super::api::Problem;
@@ -19,6 +19,11 @@ use crate::error::AppError;
 pub fn is_api(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
+
+/// Marks a request that came as `HEAD` and is served as `GET`: a handler
+/// whose GET does work beyond answering (an export) checks for it.
+#[derive(Debug, Clone, Copy)]
+pub struct AskedWithHead;
 
 /// Serves `HEAD` as `GET` (the server sends the headers without the body),
 /// and gives a 405 its page or problem, with `HEAD` named in `Allow`
@@ -30,6 +35,7 @@ pub async fn methods(
     let method = req.method().clone();
     if method == Method::HEAD {
         req.head_mut().method = Method::GET;
+        req.extensions_mut().insert(AskedWithHead);
     }
     let api = is_api(req.path());
     let res = next.call(req).await?;

@@ -192,26 +192,43 @@ pub async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
 /// embedded assets set their own. Over https (`https` true: the public URL
 /// is https) browsers are told to use nothing else for two years.
 pub fn security_headers(https: bool) -> DefaultHeaders {
-    let headers = if https {
-        DefaultHeaders::new().add((
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=63072000"),
-        ))
-    } else {
-        DefaultHeaders::new()
-    };
-    headers
-        .add((
+    security_header_list(https)
+        .into_iter()
+        .fold(DefaultHeaders::new(), |headers, pair| headers.add(pair))
+}
+
+/// The headers of [`security_headers`], for a response built outside the
+/// middleware that adds them (see [`session::store_outage_is_503`]).
+pub fn security_header_list(https: bool) -> Vec<(header::HeaderName, HeaderValue)> {
+    let mut list = vec![
+        (
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
                  form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
             ),
-        ))
-        .add((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .add((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
         // Filtered URLs name users and resources: never send them to another site.
-        .add((header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
-        .add((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .add(("Cross-Origin-Opener-Policy", HeaderValue::from_static("same-origin")))
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ),
+    ];
+    if https {
+        list.push((
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000"),
+        ));
+    }
+    list
 }

@@ -70,24 +70,56 @@ impl DbSessionStore {
 /// turns back into the 503 it is.
 const STORE_UNAVAILABLE: &str = "session store: database unavailable";
 
+/// Whether actix-session failed because the store could not reach the
+/// database. Its error wraps ours (a `LoadError`, `SaveError` or
+/// `UpdateError`) under a fixed message of its own; the debug form shows
+/// the whole chain.
+fn is_store_outage(e: &actix_web::Error) -> bool {
+    format!("{e:?}").contains(STORE_UNAVAILABLE)
+}
+
 /// Answers a request whose session could not be read or written because the
 /// database is away with the same 503 (and `Retry-After`) as any page or API
-/// call, not actix-session's bare 500. Wraps the session middleware.
+/// call, not actix-session's bare 500. Wraps the session middleware. The
+/// response is built here, with the security headers and the request's id,
+/// because the middlewares outside pass an error by without adding them.
 pub async fn store_outage_is_503(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    use actix_web::ResponseError;
     let api = super::http_rules::is_api(req.path());
+    let https = req
+        .app_data::<actix_web::web::Data<super::AppState>>()
+        .is_some_and(|s| s.config.secure_cookies());
     match next.call(req).await {
         Ok(res) => Ok(res.map_into_boxed_body()),
-        Err(e) if e.to_string().contains(STORE_UNAVAILABLE) => Err(if api {
-            super::api::Problem::from(DbError::Unavailable(
-                "the database is not answering; nothing was stored, retry later".into(),
-            ))
-            .into()
-        } else {
-            AppError::Unavailable(e.to_string()).into()
-        }),
+        Err(e) if is_store_outage(&e) => {
+            let cause = format!("{e:?}");
+            let mut response = if api {
+                super::api::Problem::new(
+                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    "the database is not answering; retry later",
+                )
+                .error_response()
+            } else {
+                AppError::Unavailable(cause.clone()).error_response()
+            };
+            let headers = response.headers_mut();
+            for (name, value) in super::security_header_list(https) {
+                headers.insert(name, value);
+            }
+            if let Some(id) = super::request_id::current()
+                .and_then(|id| actix_web::http::header::HeaderValue::from_str(&id).ok())
+            {
+                headers.insert(
+                    actix_web::http::header::HeaderName::from_static(super::request_id::HEADER),
+                    id,
+                );
+            }
+            Err(actix_web::error::InternalError::from_response(cause, response).into())
+        }
         Err(e) => Err(e),
     }
 }
@@ -326,5 +358,39 @@ impl FromRequest for TypedSession {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(Ok(TypedSession(req.get_session())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_session::storage::{LoadError, SaveError, UpdateError};
+    use actix_web::HttpResponse;
+    use actix_web::error::InternalError;
+
+    use super::*;
+
+    /// actix-session wraps a store's error as `InternalError::from_response(e, 500)`.
+    fn as_session_middleware_wraps<E: std::fmt::Debug + std::fmt::Display + 'static>(
+        e: E,
+    ) -> actix_web::Error {
+        InternalError::from_response(e, HttpResponse::InternalServerError().finish()).into()
+    }
+
+    #[test]
+    fn an_unreachable_database_is_told_apart_in_every_store_error() {
+        let outage = || anyhow::anyhow!("{STORE_UNAVAILABLE}: no database connection available");
+        assert!(is_store_outage(&as_session_middleware_wraps(
+            LoadError::Other(outage())
+        )));
+        assert!(is_store_outage(&as_session_middleware_wraps(
+            SaveError::Other(outage())
+        )));
+        assert!(is_store_outage(&as_session_middleware_wraps(
+            UpdateError::Other(outage())
+        )));
+        let broken = anyhow::anyhow!("database error: no such table: sessions");
+        assert!(!is_store_outage(&as_session_middleware_wraps(
+            SaveError::Other(broken)
+        )));
     }
 }

@@ -311,7 +311,8 @@ async fn anonymous_visitors_write_nothing(backend: Backend) {
 
 async fn expired_sessions_are_purged(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, |c| {
-        c.idle_timeout = Duration::from_secs(1);
+        // Long enough that a slow machine still sees the sessions live first.
+        c.idle_timeout = Duration::from_secs(3);
         c.purge_sessions_every = Duration::from_millis(500);
     })
     .await

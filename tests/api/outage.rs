@@ -129,7 +129,9 @@ async fn a_database_cut_off_gives_503s_with_retry_after_within_seconds() {
     let page = app.get("/manage/audit").await;
     let page_took = started.elapsed();
     assert_eq!(page.status(), 503);
-    assert!(page.headers().contains_key("retry-after"));
+    for header in ["retry-after", "content-security-policy", "x-request-id"] {
+        assert!(page.headers().contains_key(header), "{header}");
+    }
     assert!(
         page.text()
             .await
@@ -137,17 +139,28 @@ async fn a_database_cut_off_gives_503s_with_retry_after_within_seconds() {
             .contains("The database is not answering right now")
     );
 
+    // A service sends no cookies.
+    let service = app.another_visitor();
     let started = Instant::now();
-    let (status, retry, problem) = send(&app, &ingest, &event(3)).await;
+    let (status, retry, problem) = send(&service, &ingest, &event(3)).await;
     let ingest_took = started.elapsed();
     assert_eq!(status, 503, "{problem}");
     assert!(retry.is_some());
     assert!(
-        problem["detail"].as_str().unwrap().contains("nothing"),
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was stored"),
         "{problem}"
     );
 
-    let r = app
+    // A login: the form needs no database, the attempt does.
+    let visitor = app.another_visitor();
+    let login = visitor.login("alice", PW).await;
+    assert_eq!(login.status(), 503);
+    assert!(login.headers().contains_key("retry-after"));
+
+    let r = service
         .client
         .get(app.url("/api/v1/audit-logs"))
         .bearer_auth(&read)

@@ -139,10 +139,11 @@ async fn bad_new_users_are_refused_with_the_reason_and_nothing_is_stored(backend
             "too easy to guess",
         ),
         (
+            // Strong alone; made of the account's own email, it is not.
             "carl",
-            "carl@example.com",
+            "wintergreen-1987@example.com",
             "auditor",
-            "carl@example.com",
+            "wintergreen-1987",
             "too easy to guess",
         ),
         ("carl", "carl@example.com", "overlord", PW, "overlord"),

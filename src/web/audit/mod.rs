@@ -2,7 +2,7 @@
 
 mod view;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::AppState;
 use super::auth::AuditReader;
@@ -60,6 +60,25 @@ async fn export(
     let request =
         ExportRequest::parse(req.query_string()).map_err(|problems| bad_request(&problems))?;
     let (format, bom) = (request.format, request.bom);
+    let download = || {
+        let mut response = HttpResponse::Ok();
+        response.content_type(format.content_type()).insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"{}\"",
+                format.file_name(chrono::Utc::now())
+            ),
+        ));
+        response
+    };
+    // HEAD asks what a download would be, not for one: nothing is exported
+    // or recorded.
+    if req
+        .extensions()
+        .contains::<crate::web::http_rules::AskedWithHead>()
+    {
+        return Ok(download().finish());
+    }
     let turn = export_turn(&state).await?;
     let who = reader.0.changed_by(&req);
     let filter_text = encode_query(&request.query.filter_pairs());
@@ -75,17 +94,7 @@ async fn export(
     .await
     .map_err(|e| AppError::Internal(format!("the export task failed: {e}")))??;
 
-    let body = stream_export(conn, turn, request.query.filter, format, bom);
-    Ok(HttpResponse::Ok()
-        .content_type(format.content_type())
-        .insert_header((
-            actix_web::http::header::CONTENT_DISPOSITION,
-            format!(
-                "attachment; filename=\"{}\"",
-                format.file_name(chrono::Utc::now())
-            ),
-        ))
-        .streaming(body))
+    Ok(download().streaming(stream_export(conn, turn, request.query.filter, format, bom)))
 }
 
 /// A turn at exporting, waited for as long as a request waits for a
@@ -106,9 +115,14 @@ async fn export_turn(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePerm
     }
 }
 
+/// How long an export waits for its client to take the next page before
+/// it gives up its turn and its connection: a client that stops reading
+/// without closing must not hold them for ever.
+const EXPORT_STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Every event of `filter`, read on a blocking thread page by page and sent
-/// as it is encoded; the reading stops when the client goes away. `conn` and
-/// `turn` are held until then.
+/// as it is encoded; the reading stops when the client goes away or reads
+/// nothing for [`EXPORT_STALL`]. `conn` and `turn` are held until then.
 fn stream_export(
     mut conn: crate::db::DbConn,
     turn: tokio::sync::OwnedSemaphorePermit,
@@ -117,11 +131,20 @@ fn stream_export(
     bom: bool,
 ) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(4);
+    // The worker's runtime drives the timer of the wait below.
+    let runtime = tokio::runtime::Handle::current();
     actix_web::rt::task::spawn_blocking(move || {
         let _turn = turn;
-        // blocking_send fails once the client has gone: that stops the work.
+        // Sending fails once the client has gone: that stops the work.
         let sent = run_export(&mut conn, &filter, format, bom, |chunk| {
-            tx.blocking_send(Ok(web::Bytes::from(chunk))).is_ok()
+            let send = tx.send(Ok(web::Bytes::from(chunk)));
+            match runtime.block_on(tokio::time::timeout(EXPORT_STALL, send)) {
+                Ok(sent) => sent.is_ok(),
+                Err(_) => {
+                    tracing::warn!("export stopped: its client read nothing for 60 s");
+                    false
+                }
+            }
         });
         if let Err(e) = sent {
             tracing::error!(error = %e, "export failed part-way");
