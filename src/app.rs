@@ -68,12 +68,14 @@ impl Application {
         let key = cookie_key(&pool)?;
         let events = db::event_writer::EventWriter::start(&database, pool.clone())?;
         let form_key = crate::web::pre_login::FormKey::derive(key.signing());
+        let device_key = crate::web::pre_login::DeviceKey::derive(key.signing());
         let state = crate::web::AppState::new(
             database.clone(),
             pool.clone(),
             config.clone(),
             events,
             form_key,
+            device_key,
         );
         let store = DbSessionStore::new(pool.clone(), config.idle_timeout, config.absolute_timeout);
         let secure = config.secure_cookies();

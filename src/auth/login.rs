@@ -19,9 +19,13 @@ use crate::db::{self, DbConn, DbError};
 /// [`MAX_DELAY_SECONDS`]; a try refused meanwhile is not a failure, so
 /// hammering does not lengthen the wait. An account's owner at another address
 /// is untouched. Only when one account has [`ACCOUNT_CEILING`] failures (a
-/// distributed attack) does the account itself tighten: then every address
-/// that has failed for it at all waits after each failure, while an address
-/// with no failures for it still tries at once. Nothing ever locks.
+/// distributed attack, one guess from each of many addresses) does the
+/// account itself slow: every address that has failed for it waits after
+/// each failure, and the account takes one try every
+/// [`ACCOUNT_PACE_SECONDS`] from clients that have not logged in to it
+/// before. A browser that has (it holds the account's device cookie, OWASP's
+/// "device cookies") is not paced, so its owner gets in at once. Nothing
+/// ever locks.
 pub mod policy {
     /// Failures per account name and address before waits begin.
     pub const PAIR_ALLOWANCE: i64 = 5;
@@ -30,6 +34,9 @@ pub mod policy {
     /// Failures of one account, from every address, after which each failing
     /// address waits after every failure.
     pub const ACCOUNT_CEILING: i64 = 100;
+    /// At the ceiling: the least time between two tries at the account from
+    /// clients without its device cookie.
+    pub const ACCOUNT_PACE_SECONDS: i64 = 10;
     /// The first wait, doubled by each further failure.
     pub const FIRST_DELAY_SECONDS: i64 = 30;
     /// The longest wait.
@@ -55,6 +62,9 @@ pub struct LoginAttempt {
     pub password: Secret,
     pub ip: String,
     pub user_agent: String,
+    /// The account whose device cookie this client holds (it logged in to
+    /// it from here before), checked by the caller.
+    pub known_device: Option<crate::ids::UserId>,
 }
 
 /// What became of an attempt.
@@ -92,15 +102,18 @@ fn address_key(ip: &str) -> String {
 }
 
 /// When the throttle lets this account name and address try again, if it
-/// is holding them back now (see [`policy`]).
+/// is holding them back now (see [`policy`]). `known_device`: the client
+/// holds this account's device cookie.
 pub fn throttled_until(
     conn: &mut DbConn,
     login: &str,
     ip: &str,
+    known_device: bool,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, DbError> {
     use policy::{
-        ACCOUNT_CEILING, ADDRESS_ALLOWANCE, PAIR_ALLOWANCE, WINDOW_MINUTES, delay_seconds,
+        ACCOUNT_CEILING, ACCOUNT_PACE_SECONDS, ADDRESS_ALLOWANCE, PAIR_ALLOWANCE, WINDOW_MINUTES,
+        delay_seconds,
     };
     let since = (now - Duration::minutes(WINDOW_MINUTES)).naive_utc();
     let account = account_key(login);
@@ -111,22 +124,28 @@ pub fn throttled_until(
             .map(|(t, d)| DateTime::from_naive_utc_and_offset(t, Utc) + Duration::seconds(d))
             .filter(|until| *until > now)
     };
-    let (pair, pair_latest) = db::login_failures::for_pair(conn, &account, ip, since)?;
+    let later = |a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>| a.max(b);
+    let (account_failures, account_latest) =
+        db::login_failures::for_account(conn, &account, since)?;
+    let besieged = account_failures >= ACCOUNT_CEILING;
     let mut until = None;
+    if besieged && !known_device {
+        until = wait_after(account_latest, Some(ACCOUNT_PACE_SECONDS));
+    }
+    let (pair, pair_latest) = db::login_failures::for_pair(conn, &account, ip, since)?;
     if pair > 0 {
-        let allowance =
-            if db::login_failures::for_account(conn, &account, since)? >= ACCOUNT_CEILING {
-                1
-            } else {
-                PAIR_ALLOWANCE
-            };
-        until = wait_after(pair_latest, delay_seconds(pair, allowance));
+        let allowance = if besieged { 1 } else { PAIR_ALLOWANCE };
+        until = later(
+            until,
+            wait_after(pair_latest, delay_seconds(pair, allowance)),
+        );
     }
     if !ip.is_empty() {
         let (from_ip, ip_latest) = db::login_failures::for_ip(conn, ip, since)?;
-        if let Some(ip_until) = wait_after(ip_latest, delay_seconds(from_ip, ADDRESS_ALLOWANCE)) {
-            until = Some(until.map_or(ip_until, |u: DateTime<Utc>| u.max(ip_until)));
-        }
+        until = later(
+            until,
+            wait_after(ip_latest, delay_seconds(from_ip, ADDRESS_ALLOWANCE)),
+        );
     }
     Ok(until)
 }
@@ -139,11 +158,15 @@ pub fn attempt(
     a: &LoginAttempt,
     now: DateTime<Utc>,
 ) -> Result<LoginOutcome, DbError> {
-    if let Some(until) = throttled_until(conn, &a.login, &a.ip, now)? {
+    let credentials = users::find_for_login(conn, a.login.trim())?;
+    let known_device = matches!(
+        (&credentials, a.known_device),
+        (Some(c), Some(id)) if c.user.id == id
+    );
+    if let Some(until) = throttled_until(conn, &a.login, &a.ip, known_device, now)? {
         record(conn, a, None, 429, now)?;
         return Ok(LoginOutcome::Throttled { until });
     }
-    let credentials = users::find_for_login(conn, a.login.trim())?;
     // Always run one argon2 verification, against a dummy hash for an unknown
     // account, so that the time taken does not reveal which accounts exist.
     let matches = verify_password(

@@ -47,12 +47,19 @@ pub fn for_pair(
 }
 
 /// Failures for this account name, from every address, since `since`.
-pub fn for_account(conn: &mut DbConn, account: &str, since: NaiveDateTime) -> Result<i64, DbError> {
+pub fn for_account(
+    conn: &mut DbConn,
+    account: &str,
+    since: NaiveDateTime,
+) -> Result<Count, DbError> {
     Ok(login_failures::table
         .filter(login_failures::account.eq(account))
         .filter(login_failures::time.ge(since))
-        .count()
-        .get_result(conn.backend())?)
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::max(login_failures::time),
+        ))
+        .first(conn.backend())?)
 }
 
 /// Failures from this address, for every account name, since `since`.

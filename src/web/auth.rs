@@ -362,6 +362,7 @@ async fn login_submit(
                 password: form.password,
                 ip: client_ip(&req),
                 user_agent: user_agent(&req),
+                known_device: state.device_key.known_device(&state.config, &req),
             };
             let _turn = state.password_turn().await?;
             let outcome = state
@@ -373,7 +374,10 @@ async fn login_submit(
     match result {
         Ok(user_id) => {
             session.log_in(user_id)?;
-            Ok(see_other(&next))
+            let mut response = see_other(&next);
+            // This browser is now known for this account (see DeviceKey).
+            let _ = response.add_cookie(&state.device_key.cookie(&state.config, user_id));
+            Ok(response)
         }
         Err(refusal) => login_again(&pre_login, next, typed, refusal),
     }

@@ -51,6 +51,8 @@ pub struct AppState {
     pub exports: Arc<Semaphore>,
     /// Signs the CSRF tokens of the forms shown before login.
     pub form_key: pre_login::FormKey,
+    /// Signs the device cookies of browsers that have logged in.
+    pub device_key: pre_login::DeviceKey,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
         config: Config,
         events: EventWriter,
         form_key: pre_login::FormKey,
+        device_key: pre_login::DeviceKey,
     ) -> Self {
         Self {
             database,
@@ -70,6 +73,7 @@ impl AppState {
             config,
             events,
             form_key,
+            device_key,
             page_cache: Arc::new(PageCache::default()),
             password_checks: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
         }

@@ -17,6 +17,7 @@ use sha2::Sha256;
 use super::AppState;
 use super::forms::CsrfCheck;
 use crate::error::AppError;
+use crate::ids::UserId;
 
 /// The cookie's name, with `__Host-` in front when cookies are Secure.
 pub const COOKIE: &str = "auditdesk_form";
@@ -28,8 +29,14 @@ pub struct FormKey([u8; 32]);
 impl FormKey {
     /// A key of its own, derived from the shared cookie key.
     pub fn derive(master: &[u8]) -> Self {
+        Self::derive_for(master, b"auditdesk pre-login form token v1")
+    }
+
+    /// A key for `purpose`, derived from the shared cookie key: each use of
+    /// it gets one, so that a value signed for one use is no good for another.
+    fn derive_for(master: &[u8], purpose: &[u8]) -> Self {
         let mut mac = Hmac::<Sha256>::new_from_slice(master).expect("HMAC takes any key length");
-        mac.update(b"auditdesk pre-login form token v1");
+        mac.update(purpose);
         Self(mac.finalize().into_bytes().into())
     }
 
@@ -119,6 +126,71 @@ impl FromRequest for PreLogin {
     }
 }
 
+/// The device cookie's name, with `__Host-` in front when cookies are Secure.
+pub const DEVICE_COOKIE: &str = "auditdesk_device";
+
+/// How long a browser is known as an account's device after it logged in.
+const DEVICE_DAYS: i64 = 365;
+
+/// OWASP's device cookie ("Slow Down Online Guessing Attacks with Device
+/// Cookies"): a browser that logged in to an account gets a signed cookie
+/// naming it, and is then not slowed by the pacing that a distributed attack
+/// on that account brings on (see [`crate::auth::login::policy`]), so that
+/// its owner gets in while the account is under attack.
+#[derive(Clone)]
+pub struct DeviceKey(FormKey);
+
+impl DeviceKey {
+    /// The key, derived from the shared cookie key (every instance has it).
+    pub fn derive(master: &[u8]) -> Self {
+        Self(FormKey::derive_for(master, b"auditdesk device cookie v1"))
+    }
+
+    fn signature(&self, user: UserId, nonce: &str) -> Hmac<Sha256> {
+        self.0.mac(&format!("{user}.{nonce}"))
+    }
+
+    /// The cookie for a browser that has just logged in to `user`.
+    pub fn cookie(&self, config: &crate::config::Config, user: UserId) -> Cookie<'static> {
+        let mut bytes = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let nonce = hex::encode(bytes);
+        let signature = hex::encode(self.signature(user, &nonce).finalize().into_bytes());
+        Cookie::build(
+            config.cookie_name(DEVICE_COOKIE),
+            format!("{user}.{nonce}.{signature}"),
+        )
+        .path("/")
+        .http_only(true)
+        .secure(config.secure_cookies())
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::days(DEVICE_DAYS))
+        .finish()
+    }
+
+    /// The account whose device cookie the request carries, if it carries a
+    /// genuine one.
+    pub fn known_device(
+        &self,
+        config: &crate::config::Config,
+        req: &HttpRequest,
+    ) -> Option<UserId> {
+        let cookie = req.cookie(&config.cookie_name(DEVICE_COOKIE))?;
+        self.check(cookie.value())
+    }
+
+    fn check(&self, value: &str) -> Option<UserId> {
+        let mut parts = value.splitn(3, '.');
+        let user = UserId(parts.next()?.parse().ok()?);
+        let nonce = parts.next()?;
+        let signature = hex::decode(parts.next()?).ok()?;
+        self.signature(user, nonce)
+            .verify_slice(&signature)
+            .ok()
+            .map(|()| user)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +200,29 @@ mod tests {
             key: key.clone(),
             nonce: nonce.into(),
             new_cookie: None,
+        }
+    }
+
+    #[test]
+    fn a_device_cookie_names_only_the_account_it_was_signed_for() {
+        let key = DeviceKey::derive(b"one shared key");
+        let config = crate::config::Config::new(crate::db::DatabaseUrl::Sqlite("x.db".into()));
+        let cookie = key.cookie(&config, UserId(7));
+        assert_eq!(key.check(cookie.value()), Some(UserId(7)));
+        let forged = cookie.value().replacen('7', "8", 1);
+        assert_eq!(key.check(&forged), None, "another account's id");
+        assert_eq!(
+            DeviceKey::derive(b"another key").check(cookie.value()),
+            None
+        );
+        // A form token's key does not make device cookies.
+        let form = FormKey::derive(b"one shared key");
+        let (_, rest) = cookie.value().split_once('.').unwrap();
+        let nonce = rest.split_once('.').unwrap().0;
+        let as_form = hex::encode(form.mac(&format!("7.{nonce}")).finalize().into_bytes());
+        assert_eq!(key.check(&format!("7.{nonce}.{as_form}")), None);
+        for junk in ["", "7", "7.x", "x.y.z", "7.abc.zz"] {
+            assert_eq!(key.check(junk), None, "{junk:?}");
         }
     }
 

@@ -174,7 +174,7 @@ async fn every_table_stores_a_row_and_reads_it_back_unchanged(backend: Backend) 
     db::login_failures::record(&mut conn, "ursula", "203.0.113.9", t).unwrap();
     assert_eq!(
         db::login_failures::for_account(&mut conn, "ursula", t).unwrap(),
-        1
+        (1, Some(t))
     );
     assert_eq!(
         db::login_failures::for_pair(&mut conn, "ursula", "203.0.113.9", t).unwrap(),

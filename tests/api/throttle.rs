@@ -104,7 +104,28 @@ async fn a_distributed_attack_slows_the_account_but_never_locks_it(backend: Back
         return;
     };
     app.add_user("alice", Role::Auditor, PW);
-    // The ceiling's worth of failures from as many addresses.
+    // The owner's browser logged in before, and was given the device cookie.
+    let owner = app.visitor_from("127.0.0.3", &[]);
+    let first = owner.login("alice", PW).await;
+    assert_eq!(first.status(), 303);
+    assert!(
+        first
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("auditdesk_device=")),
+        "a login hands out the device cookie"
+    );
+    // Its session has ended since; the device cookie stays.
+    let token = owner.csrf_token("/manage/audit").await;
+    assert_eq!(
+        owner
+            .post_form("/logout", &[("csrf_token", &token)])
+            .await
+            .status(),
+        303
+    );
+    // The ceiling's worth of failures, one from each of as many addresses.
     let now = chrono::Utc::now().naive_utc();
     let mut conn = app.conn();
     for i in 0..policy::ACCOUNT_CEILING {
@@ -116,18 +137,36 @@ async fn a_distributed_attack_slows_the_account_but_never_locks_it(backend: Back
         )
         .unwrap();
     }
-    // An address that failed once now waits after that one failure...
+    // A fresh address gets no free guess: the account takes one try every
+    // ACCOUNT_PACE_SECONDS from clients it does not know...
     let guesser = app.visitor_from("127.0.0.2", &[]);
-    assert_eq!(guesser.login("alice", "guess").await.status(), 401);
-    let slowed = guesser.login("alice", PW).await;
-    assert_eq!(slowed.status(), 429);
-    assert!(retry_after(&slowed) <= policy::FIRST_DELAY_SECONDS);
-    // ...while an address with no failures for the account logs in at once,
-    let owner = app.visitor_from("127.0.0.3", &[]);
+    let paced = guesser.login("alice", "guess").await;
+    assert_eq!(paced.status(), 429);
+    assert!(retry_after(&paced) <= policy::ACCOUNT_PACE_SECONDS);
+    // ...and so does a stranger with the right password: slowed, not locked.
+    let stranger = app.visitor_from("127.0.0.4", &[]);
+    assert_eq!(stranger.login("alice", PW).await.status(), 429);
+    // The owner's browser gets in at once, from wherever.
+    let travelling = app.visitor_from("127.0.0.5", &[]);
+    travelling
+        .client
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(owner.login("alice", PW).await.status(), 303);
-    // and the slowed one gets in once its short wait is over.
-    time_passes(&app, policy::FIRST_DELAY_SECONDS + 1);
-    assert_eq!(guesser.login("alice", PW).await.status(), 303);
+    // Once the pace allows, the next try is let through, and a wrong one
+    // makes the account wait again.
+    time_passes(&app, policy::ACCOUNT_PACE_SECONDS + 1);
+    assert_eq!(guesser.login("alice", "guess").await.status(), 401);
+    let next = app.visitor_from("127.0.0.7", &[]);
+    assert_eq!(next.login("alice", "guess").await.status(), 429);
+    time_passes(&app, policy::ACCOUNT_PACE_SECONDS + 1);
+    assert_eq!(
+        stranger.login("alice", PW).await.status(),
+        303,
+        "never locked"
+    );
 }
 
 async fn a_trusted_proxy_names_the_client_and_others_are_ignored(backend: Backend) {
