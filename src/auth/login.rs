@@ -150,12 +150,62 @@ pub fn throttled_until(
     Ok(until)
 }
 
+/// Which refused (throttled) tries are recorded as events: for each account
+/// name and each address, the first, then none for [`Self::QUIET_SECONDS`].
+/// A refusal costs the attacker no password check, so recording every one
+/// would let anyone fill the log and the disk cheaply; the failures that
+/// earned the wait are recorded each. Kept per process: with several
+/// instances each records its own first.
+#[derive(Debug, Default)]
+pub struct RefusalRecords(std::sync::Mutex<RecordedRefusals>);
+
+#[derive(Debug, Default)]
+struct RecordedRefusals {
+    accounts: std::collections::HashMap<String, DateTime<Utc>>,
+    addresses: std::collections::HashMap<String, DateTime<Utc>>,
+}
+
+impl RefusalRecords {
+    /// How long after a recorded refusal further ones for the same account
+    /// name or address go unrecorded.
+    pub const QUIET_SECONDS: i64 = 60;
+    /// Names and addresses remembered at most; past it the old are dropped.
+    const REMEMBERED: usize = 10_000;
+
+    /// Whether this refusal is to be recorded (and, if so, notes it).
+    fn should_record(&self, account: &str, address: &str, now: DateTime<Utc>) -> bool {
+        let Ok(mut guard) = self.0.lock() else {
+            return true;
+        };
+        let seen = &mut *guard;
+        let quiet_since = now - Duration::seconds(Self::QUIET_SECONDS);
+        let recent = |map: &std::collections::HashMap<String, DateTime<Utc>>, key: &str| {
+            map.get(key).is_some_and(|t| *t > quiet_since)
+        };
+        if recent(&seen.accounts, account) || recent(&seen.addresses, address) {
+            return false;
+        }
+        for map in [&mut seen.accounts, &mut seen.addresses] {
+            if map.len() >= Self::REMEMBERED {
+                map.retain(|_, t| *t > quiet_since);
+                if map.len() >= Self::REMEMBERED {
+                    map.clear();
+                }
+            }
+        }
+        seen.accounts.insert(account.to_owned(), now);
+        seen.addresses.insert(address.to_owned(), now);
+        true
+    }
+}
+
 /// Checks an attempt and records it: a `login` event with status 200 on success,
 /// or with a 4xx status and the attempted name as the actor on failure.
 /// Slow on purpose (argon2): call it on a blocking thread.
 pub fn attempt(
     conn: &mut DbConn,
     a: &LoginAttempt,
+    refusals: &RefusalRecords,
     now: DateTime<Utc>,
 ) -> Result<LoginOutcome, DbError> {
     let credentials = users::find_for_login(conn, a.login.trim())?;
@@ -164,7 +214,9 @@ pub fn attempt(
         (Some(c), Some(id)) if c.user.id == id
     );
     if let Some(until) = throttled_until(conn, &a.login, &a.ip, known_device, now)? {
-        record(conn, a, None, 429, now)?;
+        if refusals.should_record(&account_key(&a.login), &address_key(&a.ip), now) {
+            record(conn, a, None, 429, now)?;
+        }
         return Ok(LoginOutcome::Throttled { until });
     }
     // Always run one argon2 verification, against a dummy hash for an unknown
@@ -301,6 +353,29 @@ fn clip(s: &str, max_bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::policy::*;
+
+    #[test]
+    fn a_refusal_is_recorded_once_a_minute_per_name_and_per_address() {
+        use super::RefusalRecords;
+        let records = RefusalRecords::default();
+        let t0 = chrono::Utc::now();
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        assert!(records.should_record("alice", "192.0.2.1", at(0)));
+        assert!(!records.should_record("alice", "192.0.2.1", at(1)));
+        assert!(
+            !records.should_record("alice", "192.0.2.2", at(2)),
+            "same name"
+        );
+        assert!(
+            !records.should_record("bob", "192.0.2.1", at(3)),
+            "same address"
+        );
+        assert!(records.should_record("bob", "192.0.2.3", at(4)));
+        assert!(
+            records.should_record("alice", "192.0.2.1", at(61)),
+            "a minute on"
+        );
+    }
 
     #[test]
     fn ipv6_clients_are_counted_by_their_64_network() {

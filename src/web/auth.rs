@@ -366,7 +366,12 @@ async fn login_submit(
             };
             let _turn = state.password_turn().await?;
             let outcome = state
-                .db(move |conn| Ok::<_, AppError>(login::attempt(conn, &attempt, Utc::now())?))
+                .db({
+                    let refusals = state.refusals.clone();
+                    move |conn| {
+                        Ok::<_, AppError>(login::attempt(conn, &attempt, &refusals, Utc::now())?)
+                    }
+                })
                 .await?;
             login_result(outcome)
         }

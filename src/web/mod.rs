@@ -53,6 +53,8 @@ pub struct AppState {
     pub form_key: pre_login::FormKey,
     /// Signs the device cookies of browsers that have logged in.
     pub device_key: pre_login::DeviceKey,
+    /// Which refused logins this process has recorded lately.
+    pub refusals: Arc<crate::auth::login::RefusalRecords>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
             device_key,
             page_cache: Arc::new(PageCache::default()),
             password_checks: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
+            refusals: Arc::default(),
         }
     }
 

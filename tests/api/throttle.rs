@@ -81,6 +81,17 @@ async fn a_flood_from_one_address_leaves_the_owner_in_elsewhere(backend: Backend
     assert!(retry_after(&attacker.login("alice", "guess").await) <= wait);
     // And the owner's login did not wipe the attacker's record.
     assert_eq!(attacker.login("alice", PW).await.status(), 429);
+    // Every failure is on record; of the refusals, which cost the attacker
+    // no password check, the first of the minute for the name.
+    let events = auditdesk::audit::store::latest(&mut app.conn(), 100).unwrap();
+    let count = |status: u16| {
+        events
+            .iter()
+            .filter(|e| e.action.as_str() == "login" && e.status_code == status)
+            .count()
+    };
+    assert_eq!(count(401), policy::PAIR_ALLOWANCE as usize + 1);
+    assert_eq!(count(429), 1);
 }
 
 async fn a_spray_across_names_slows_that_address_only(backend: Backend) {
