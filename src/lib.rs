@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod ids;
+pub mod integrity;
 pub mod memory;
 pub mod net;
 pub mod web;
