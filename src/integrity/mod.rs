@@ -3,3 +3,4 @@
 //! commit to (CONTRACT.md, "Integrity"). Domain code only: no actix, no diesel.
 
 pub mod merkle;
+pub mod note;
