@@ -59,6 +59,7 @@ impl Application {
         let database = db::Database::with_echo(config.database_url.clone(), config.log_audit_json);
         let pool = database.pool()?;
         crate::audit::store::fill_search_docs(&mut *pool.get().map_err(DbError::from)?)?;
+        crate::integrity::seal::seal_earlier_events(&mut *pool.get().map_err(DbError::from)?)?;
         let listener = TcpListener::bind(&config.bind)
             .map_err(|e| StartError::Bind(config.bind.clone(), e))?;
         let port = listener

@@ -55,6 +55,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Load a realistic sample of a few thousand events over the last 30 days (once per hour).
     Demo,
+    /// Check the log: every position holds its event unchanged, no gaps, no
+    /// event outside the log. Exit 0 when all holds, 1 with one line per
+    /// problem, 2 when it cannot run. Reads only.
+    Verify,
 }
 
 /// Options of `serve`.
@@ -216,11 +220,17 @@ impl<E: std::fmt::Display> From<E> for CliError {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    // verify says 1 for a problem found in the log, 2 when it could not look.
+    let cannot_run = if matches!(cli.command, Command::Verify) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(CliError(msg)) => {
             eprintln!("auditdesk: error: {msg}");
-            ExitCode::FAILURE
+            cannot_run
         }
     }
 }
@@ -237,23 +247,30 @@ fn init_tracing() {
         .try_init();
 }
 
-fn run(cli: Cli) -> Result<(), CliError> {
+fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let url = DatabaseUrl::parse(&cli.database_url)?;
     // Every command but serve and migrate works on one migrated connection.
     let migrated = || -> Result<DbConn, CliError> {
         let mut conn = db::connect_one(&url)?;
         db::run_migrations(&mut conn)?;
         crate::audit::store::fill_search_docs(&mut conn)?;
+        crate::integrity::seal::seal_earlier_events(&mut conn)?;
         Ok(conn)
     };
+    let done = |result: Result<(), CliError>| result.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Serve(args) => serve(url, args),
+        Command::Serve(args) => done(serve(url, args)),
+        Command::Verify => verify_command(&mut db::connect_one(&url)?),
         Command::Migrate => {
             let mut conn = db::connect_one(&url)?;
             let applied = db::run_migrations(&mut conn)?;
             let filled = crate::audit::store::fill_search_docs(&mut conn)?;
             if filled > 0 {
                 eprintln!("indexed the free text of {filled} earlier event(s)");
+            }
+            let sealed = crate::integrity::seal::seal_earlier_events(&mut conn)?;
+            if sealed > 0 {
+                eprintln!("gave log positions to {sealed} earlier event(s)");
             }
             if applied.is_empty() {
                 eprintln!("the schema of {url} is up to date");
@@ -264,14 +281,52 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     applied.join(", ")
                 );
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::User(cmd) => user_command(&mut migrated()?, cmd),
-        Command::Token(cmd) => token_command(&mut migrated()?, cmd),
-        Command::Import { file } => import_command(&mut migrated()?, &file),
-        Command::Export(args) => export_command(&mut migrated()?, args),
-        Command::Demo => demo_command(&mut migrated()?),
+        Command::User(cmd) => done(user_command(&mut migrated()?, cmd)),
+        Command::Token(cmd) => done(token_command(&mut migrated()?, cmd)),
+        Command::Import { file } => done(import_command(&mut migrated()?, &file)),
+        Command::Export(args) => done(export_command(&mut migrated()?, args)),
+        Command::Demo => done(demo_command(&mut migrated()?)),
     }
+}
+
+/// `auditdesk verify`: reads the whole log, changes nothing (so it neither
+/// migrates nor seals: a database whose schema has no log yet cannot be
+/// checked, exit 2).
+fn verify_command(conn: &mut DbConn) -> Result<ExitCode, CliError> {
+    use base64::Engine;
+    if let Err(e) = db::log::size(conn) {
+        return Err(CliError(format!(
+            "this database has no log positions to check ({e}); run `auditdesk migrate` first"
+        )));
+    }
+    let on_terminal = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let report = crate::integrity::verify::verify(conn, |read| {
+        if on_terminal {
+            let rate = read as f64 / started.elapsed().as_secs_f64().max(0.001);
+            eprint!("\r{read} events checked ({rate:.0}/s)   ");
+        }
+    })?;
+    if on_terminal {
+        eprint!("\r{:60}\r", "");
+    }
+    let root = base64::engine::general_purpose::STANDARD.encode(report.root);
+    if report.problems.is_empty() {
+        println!(
+            "verified {} events, log size {} root {root}",
+            report.size, report.size
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    if report.more_problems > 0 {
+        println!("... and {} more problems", report.more_problems);
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 fn demo_command(conn: &mut DbConn) -> Result<(), CliError> {

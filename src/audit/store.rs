@@ -69,7 +69,7 @@ pub fn record(conn: &mut DbConn, event: Event) -> Result<(), DbError> {
 
 fn to_row(new: &NewEvent, received_at: chrono::NaiveDateTime) -> NewEventRow {
     let e = &new.event;
-    NewEventRow {
+    let mut row = NewEventRow {
         event_uuid: e.id.to_string(),
         time: e.time.naive_utc(),
         actor_username: e.user.username.clone(),
@@ -87,7 +87,10 @@ fn to_row(new: &NewEvent, received_at: chrono::NaiveDateTime) -> NewEventRow {
         received_at,
         search_doc: super::free_text::document(e),
         earlier_hash: new.earlier_hash.clone(),
-    }
+        leaf_hash: String::new(),
+    };
+    row.leaf_hash = crate::integrity::leaf::hex_hash_of_new(&row);
+    row
 }
 
 /// Gives every event stored before free text was indexed its search text

@@ -34,6 +34,10 @@ pub struct NewEventRow {
     /// before diffs were kept exactly); not a column.
     #[diesel(skip_insertion)]
     pub earlier_hash: Option<String>,
+    /// The hex SHA-256 leaf hash of the event in the log (`integrity`),
+    /// stored with its position (`log_entries`); not a column of `events`.
+    #[diesel(skip_insertion)]
+    pub leaf_hash: String,
 }
 
 /// A stored event row.
@@ -149,6 +153,8 @@ pub(super) fn insert_rows(
         return Ok(outcome);
     }
     let new_rows: Vec<&NewEventRow> = outcome.stored.iter().map(|&i| &rows[i]).collect();
+    // Each new event's id and leaf hash, in the order they were inserted.
+    let mut positioned: Vec<(i64, String)> = Vec::with_capacity(new_rows.len());
     match conn.backend() {
         // One row per statement: a statement that inserts several rows makes
         // SQLite copy every page it changes into a statement journal (so that a
@@ -160,20 +166,38 @@ pub(super) fn insert_rows(
         AnyConnection::Sqlite(c) => {
             for row in &new_rows {
                 diesel::insert_into(events::table).values(*row).execute(c)?;
+                let id = diesel::select(last_insert_rowid()).get_result(c)?;
+                positioned.push((id, row.leaf_hash.clone()));
             }
         }
         // On PostgreSQL round trips cost most: a few hundred rows per statement.
         AnyConnection::Postgres(c) => {
             for chunk in new_rows.chunks(ROWS_PER_STATEMENT) {
                 let values: Vec<NewEventRow> = chunk.iter().map(|r| (*r).clone()).collect();
-                diesel::insert_into(events::table)
+                let ids: HashMap<String, i64> = diesel::insert_into(events::table)
                     .values(&values)
-                    .execute(c)?;
+                    .returning((events::event_uuid, events::id))
+                    .get_results::<(String, i64)>(c)?
+                    .into_iter()
+                    .collect();
+                for row in chunk {
+                    let id = ids.get(&row.event_uuid).copied().ok_or_else(|| {
+                        DbError::Config(format!("no id came back for event {}", row.event_uuid))
+                    })?;
+                    positioned.push((id, row.leaf_hash.clone()));
+                }
             }
         }
     }
     count_dimensions(conn, &new_rows)?;
+    // Last: on PostgreSQL this takes the lock that orders the commits.
+    super::log::append(conn, &positioned)?;
     Ok(outcome)
+}
+
+diesel::define_sql_function! {
+    /// SQLite's id of the row the connection inserted last.
+    fn last_insert_rowid() -> diesel::sql_types::BigInt;
 }
 
 fn existing_hashes(

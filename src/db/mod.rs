@@ -17,6 +17,7 @@
 
 pub mod event_writer;
 pub mod events;
+pub mod log;
 pub mod login_failures;
 pub mod schema;
 pub mod sessions;

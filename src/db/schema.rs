@@ -53,6 +53,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    log_entries (position) {
+        position -> Int8,
+        event_id -> Int8,
+        leaf_hash -> Text,
+    }
+}
+
+diesel::table! {
+    log_state (id) {
+        id -> Int4,
+        next_position -> Int8,
+    }
+}
+
+diesel::table! {
     login_failures (id) {
         id -> Int8,
         account -> Text,
@@ -107,12 +122,15 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(log_entries -> events (event_id));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     actors,
     api_tokens,
     events,
+    log_entries,
+    log_state,
     login_failures,
     resource_targets,
     resource_types,

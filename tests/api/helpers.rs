@@ -256,10 +256,17 @@ pub struct TestApp {
     pub db: std::sync::Arc<TestDb>,
 }
 
+/// How long the tests' clients keep an idle connection for the next
+/// request: well under the server's keep-alive (actix's 5 s), so that a
+/// client never sends on a connection the server is closing at that moment
+/// (seen in CI under load as hyper's IncompleteMessage).
+const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A client that keeps cookies and does not follow redirects.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
+        .pool_idle_timeout(POOL_IDLE)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("an HTTP client")
@@ -308,6 +315,7 @@ impl TestApp {
             address: self.address.clone(),
             client: reqwest::Client::builder()
                 .cookie_store(true)
+                .pool_idle_timeout(POOL_IDLE)
                 .redirect(reqwest::redirect::Policy::none())
                 .local_address(ip.parse::<std::net::IpAddr>().expect("an address"))
                 .default_headers(defaults)

@@ -22,6 +22,7 @@ mod health;
 mod helpers;
 mod http_rules;
 mod ingest;
+mod integrity;
 mod outage;
 mod relay;
 mod request_id;
@@ -46,6 +47,7 @@ fn main() {
         health::cases(),
         http_rules::cases(),
         ingest::cases(),
+        integrity::cases(),
         outage::cases(),
         request_id::cases(),
         search_bar::cases(),

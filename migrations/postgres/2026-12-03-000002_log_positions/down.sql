@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS log_state;
+DROP TABLE IF EXISTS log_entries;

@@ -1,0 +1,25 @@
+-- The log position of every stored event (issue 13): one total order in which
+-- events were committed, 0, 1, 2, ... without gaps, and the hash of each
+-- event's leaf (its NDJSON export line, v1), from which the Merkle tree over
+-- the log is built. Append-only like the events.
+CREATE TABLE log_entries (
+    position BIGINT PRIMARY KEY NOT NULL,
+    event_id BIGINT NOT NULL UNIQUE REFERENCES events (id),
+    leaf_hash TEXT NOT NULL
+);
+CREATE TRIGGER log_entries_refuse_update BEFORE UPDATE ON log_entries
+BEGIN
+    SELECT RAISE(ABORT, 'log positions are append-only: UPDATE is refused');
+END;
+CREATE TRIGGER log_entries_refuse_delete BEFORE DELETE ON log_entries
+BEGIN
+    SELECT RAISE(ABORT, 'log positions are append-only: DELETE is refused');
+END;
+
+-- The next position to give: one row, updated by each sealing transaction,
+-- which holds the database's write lock meanwhile.
+CREATE TABLE log_state (
+    id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    next_position BIGINT NOT NULL
+);
+INSERT INTO log_state (id, next_position) VALUES (1, 0);
