@@ -40,6 +40,8 @@ pub struct Application {
     server: Server,
     pool: Pool,
     config: Config,
+    /// Signs checkpoints; `None`: checkpoints are off (PostgreSQL without a key).
+    signing_key: Option<std::sync::Arc<crate::integrity::note::SigningKey>>,
 }
 
 /// Why the server could not start.
@@ -49,6 +51,8 @@ pub enum StartError {
     Db(#[from] DbError),
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
+    #[error(transparent)]
+    SigningKey(#[from] crate::integrity::checkpoint::KeyFileError),
 }
 
 impl Application {
@@ -60,6 +64,17 @@ impl Application {
         let pool = database.pool()?;
         crate::audit::store::fill_search_docs(&mut *pool.get().map_err(DbError::from)?)?;
         crate::integrity::seal::seal_earlier_events(&mut *pool.get().map_err(DbError::from)?)?;
+        let signing_key = match config.signing_key_path() {
+            Some(path) => Some(std::sync::Arc::new(
+                crate::integrity::checkpoint::load_or_create_key(&path, &log_origin(&config))?,
+            )),
+            None => {
+                tracing::warn!(
+                    "checkpoints are off: no --signing-key (on PostgreSQL there is no default)"
+                );
+                None
+            }
+        };
         let listener = TcpListener::bind(&config.bind)
             .map_err(|e| StartError::Bind(config.bind.clone(), e))?;
         let port = listener
@@ -121,6 +136,7 @@ impl Application {
             server: server.run(),
             pool,
             config,
+            signing_key,
         })
     }
 
@@ -142,8 +158,69 @@ impl Application {
             self.config.idle_timeout,
             self.config.purge_sessions_every,
         ));
+        let checkpoints = self.signing_key.clone().map(|key| {
+            actix_web::rt::spawn(make_checkpoints(
+                self.pool.clone(),
+                key,
+                self.config.checkpoint_interval,
+                self.config.checkpoint_log.clone(),
+            ))
+        });
         let served = self.server.await;
         purge.abort();
+        if let Some(task) = checkpoints {
+            task.abort();
+        }
         served
+    }
+}
+
+/// The name of the log in its checkpoints and of the key that signs them:
+/// the host of the public URL, or `auditdesk`.
+fn log_origin(config: &Config) -> String {
+    config
+        .public_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "auditdesk".into())
+}
+
+/// Every `every`, while the server runs: a checkpoint of the log if it grew,
+/// appended to `copy` too when given.
+async fn make_checkpoints(
+    pool: Pool,
+    key: std::sync::Arc<crate::integrity::note::SigningKey>,
+    every: std::time::Duration,
+    copy: Option<std::path::PathBuf>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let (pool, key, copy) = (pool.clone(), key.clone(), copy.clone());
+        let made = actix_web::web::block(move || {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            let made = crate::integrity::checkpoint::make(&mut conn, &key)?;
+            if let (Some(row), Some(path)) = (&made, &copy) {
+                crate::integrity::checkpoint::append_to_log(path, &row.note).map_err(|e| {
+                    crate::integrity::checkpoint::CheckpointError::Broken(format!(
+                        "the checkpoint of size {} is stored but could not be copied to {}: {e}",
+                        row.size,
+                        path.display()
+                    ))
+                })?;
+            }
+            Ok::<_, crate::integrity::checkpoint::CheckpointError>(made)
+        })
+        .await;
+        match made {
+            Ok(Ok(Some(row))) => {
+                tracing::info!(size = row.size, root = %row.root, "checkpoint signed")
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "no checkpoint made"),
+            Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
+        }
     }
 }

@@ -5,6 +5,7 @@ use crate::audit::visible::escaped;
 use crate::config::defaults;
 use crate::ids::TokenId;
 use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -56,9 +57,42 @@ pub enum Command {
     /// Load a realistic sample of a few thousand events over the last 30 days (once per hour).
     Demo,
     /// Check the log: every position holds its event unchanged, no gaps, no
-    /// event outside the log. Exit 0 when all holds, 1 with one line per
-    /// problem, 2 when it cannot run. Reads only.
-    Verify,
+    /// event outside the log, every checkpoint signed and matching it. Exit 0
+    /// when all holds, 1 with one line per problem, 2 when it cannot run.
+    /// Reads only.
+    Verify(VerifyArgs),
+    /// The key that signs checkpoints.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// Options of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The verifier key the checkpoints must be signed by (name+keyid+base64,
+    /// as `auditdesk key public` prints it), or a file holding it. Without
+    /// it, the key of the signing key file is used.
+    #[arg(long, value_name = "KEY-OR-FILE")]
+    pub public_key: Option<String>,
+    /// A file of checkpoints copied out of the database (`serve
+    /// --checkpoint-log`): each must be in the database and match the log.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoints: Option<PathBuf>,
+    /// The signing key's file (default on SQLite: `<database file>.signing-key`).
+    #[arg(long, env = "AUDITDESK_SIGNING_KEY", value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+}
+
+/// `key ...` commands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print the verifier key of the checkpoints' signing key (created if
+    /// missing), in signed-note form: name+keyid+base64.
+    Public {
+        /// The signing key's file (default on SQLite: `<database file>.signing-key`).
+        #[arg(long, env = "AUDITDESK_SIGNING_KEY", value_name = "FILE")]
+        signing_key: Option<PathBuf>,
+    },
 }
 
 /// Options of `serve`.
@@ -99,6 +133,17 @@ pub struct ServeArgs {
     pub forwarded_header: crate::net::ForwardedHeader,
     /// Exports of the log that may run at once, each on a database connection
     /// of its own; more are answered 503 with Retry-After.
+    /// The file of the key that signs checkpoints; created (mode 0600) when
+    /// missing. Default on SQLite: `<database file>.signing-key`; on
+    /// PostgreSQL, no checkpoints without it.
+    #[arg(long, env = "AUDITDESK_SIGNING_KEY", value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+    /// Seconds between checkpoints (one is made only when the log grew).
+    #[arg(long, env = "AUDITDESK_CHECKPOINT_INTERVAL", default_value_t = defaults::CHECKPOINT_INTERVAL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub checkpoint_interval: u64,
+    /// A file each new checkpoint is appended to, a copy outside the database.
+    #[arg(long, env = "AUDITDESK_CHECKPOINT_LOG", value_name = "FILE")]
+    pub checkpoint_log: Option<PathBuf>,
     #[arg(long, env = "AUDITDESK_MAX_EXPORTS", default_value_t = defaults::MAX_EXPORTS, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_exports: u16,
 }
@@ -221,7 +266,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     // verify says 1 for a problem found in the log, 2 when it could not look.
-    let cannot_run = if matches!(cli.command, Command::Verify) {
+    let cannot_run = if matches!(cli.command, Command::Verify(_)) {
         ExitCode::from(2)
     } else {
         ExitCode::FAILURE
@@ -260,7 +305,20 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let done = |result: Result<(), CliError>| result.map(|()| ExitCode::SUCCESS);
     match cli.command {
         Command::Serve(args) => done(serve(url, args)),
-        Command::Verify => verify_command(&mut db::connect_one(&url)?),
+        Command::Verify(args) => verify_command(&url, args),
+        Command::Key(KeyCommand::Public { signing_key }) => {
+            let path = signing_key
+                .or_else(|| crate::config::default_signing_key(&url))
+                .ok_or_else(|| {
+                    CliError(
+                        "on PostgreSQL the signing key has no default: give --signing-key FILE"
+                            .into(),
+                    )
+                })?;
+            let key = crate::integrity::checkpoint::load_or_create_key(&path, "auditdesk")?;
+            println!("{}", key.verifier().encode());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let mut conn = db::connect_one(&url)?;
             let applied = db::run_migrations(&mut conn)?;
@@ -294,8 +352,39 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
 /// `auditdesk verify`: reads the whole log, changes nothing (so it neither
 /// migrates nor seals: a database whose schema has no log yet cannot be
 /// checked, exit 2).
-fn verify_command(conn: &mut DbConn) -> Result<ExitCode, CliError> {
+fn verify_command(url: &DatabaseUrl, args: VerifyArgs) -> Result<ExitCode, CliError> {
+    use crate::integrity::note::VerifierKey;
     use base64::Engine;
+    let key = match &args.public_key {
+        Some(given) => Some(match VerifierKey::parse(given) {
+            Ok(key) => key,
+            Err(as_key) => {
+                let text = std::fs::read_to_string(given).map_err(|e| {
+                    CliError(format!("--public-key {given:?} is neither a key ({as_key}) nor a readable file ({e})"))
+                })?;
+                VerifierKey::parse(&text)
+                    .map_err(|e| CliError(format!("--public-key file {given}: {e}")))?
+            }
+        }),
+        None => match args
+            .signing_key
+            .clone()
+            .or_else(|| crate::config::default_signing_key(url))
+        {
+            Some(path) if path.exists() => Some(
+                crate::integrity::checkpoint::load_or_create_key(&path, "auditdesk")?.verifier(),
+            ),
+            _ => None,
+        },
+    };
+    let copies = match &args.checkpoints {
+        Some(path) => Some(crate::integrity::checkpoint::notes_in_log(
+            &std::fs::read_to_string(path)
+                .map_err(|e| CliError(format!("--checkpoints {}: {e}", path.display())))?,
+        )),
+        None => None,
+    };
+    let conn = &mut db::connect_one(url)?;
     if let Err(e) = db::log::size(conn) {
         return Err(CliError(format!(
             "this database has no log positions to check ({e}); run `auditdesk migrate` first"
@@ -303,7 +392,11 @@ fn verify_command(conn: &mut DbConn) -> Result<ExitCode, CliError> {
     }
     let on_terminal = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
-    let report = crate::integrity::verify::verify(conn, |read| {
+    let check = crate::integrity::verify::Checks {
+        key: key.as_ref(),
+        copies: copies.as_deref(),
+    };
+    let report = crate::integrity::verify::verify(conn, &check, |read| {
         if on_terminal {
             let rate = read as f64 / started.elapsed().as_secs_f64().max(0.001);
             eprint!("\r{read} events checked ({rate:.0}/s)   ");
@@ -312,12 +405,26 @@ fn verify_command(conn: &mut DbConn) -> Result<ExitCode, CliError> {
     if on_terminal {
         eprint!("\r{:60}\r", "");
     }
-    let root = base64::engine::general_purpose::STANDARD.encode(report.root);
-    if report.problems.is_empty() {
-        println!(
-            "verified {} events, log size {} root {root}",
-            report.size, report.size
+    if key.is_none() && report.checkpoints > 0 {
+        eprintln!(
+            "auditdesk: note: no --public-key and no signing key file: checkpoint signatures were not checked"
         );
+    }
+    if report.problems.is_empty() {
+        let b64 = |h| base64::engine::general_purpose::STANDARD.encode(h);
+        match &report.latest_checkpoint {
+            Some((size, root)) => println!(
+                "verified {} events, checkpoint size {size} root {}",
+                report.size,
+                b64(root)
+            ),
+            None => println!(
+                "verified {} events, no checkpoint yet (log size {} root {})",
+                report.size,
+                report.size,
+                b64(&report.root)
+            ),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     for problem in &report.problems {
@@ -526,6 +633,9 @@ fn serve(url: DatabaseUrl, args: ServeArgs) -> Result<(), CliError> {
     config.trusted_proxies = args.trusted_proxies;
     config.forwarded_header = args.forwarded_header;
     config.max_exports = usize::from(args.max_exports);
+    config.signing_key = args.signing_key;
+    config.checkpoint_interval = Duration::from_secs(args.checkpoint_interval);
+    config.checkpoint_log = args.checkpoint_log;
     crate::memory::tune_allocator();
     let system = actix_web::rt::System::new();
     system.block_on(async move {

@@ -28,6 +28,14 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// The one forwarding header those proxies write.
     pub forwarded_header: ForwardedHeader,
+    /// The file of the key that signs checkpoints (`None`: on SQLite
+    /// `<database file>.signing-key`, on PostgreSQL no checkpoints).
+    pub signing_key: Option<std::path::PathBuf>,
+    /// How often a checkpoint is made when the log grew.
+    pub checkpoint_interval: Duration,
+    /// A file each new checkpoint's note is appended to (a copy outside the
+    /// database).
+    pub checkpoint_log: Option<std::path::PathBuf>,
     /// Downloads of the log (Manage > Audit > Export) that may run at once;
     /// more are answered 503 with `Retry-After` before any byte.
     pub max_exports: usize,
@@ -40,6 +48,7 @@ pub mod defaults {
     pub const ABSOLUTE_TIMEOUT_HOURS: u64 = 12;
     pub const PURGE_SESSIONS_MINUTES: u64 = 10;
     pub const MAX_EXPORTS: u16 = 4;
+    pub const CHECKPOINT_INTERVAL_SECONDS: u64 = 60;
 }
 
 impl Config {
@@ -57,7 +66,18 @@ impl Config {
             forwarded_header: ForwardedHeader::default(),
             purge_sessions_every: Duration::from_secs(defaults::PURGE_SESSIONS_MINUTES * 60),
             max_exports: usize::from(defaults::MAX_EXPORTS),
+            signing_key: None,
+            checkpoint_interval: Duration::from_secs(defaults::CHECKPOINT_INTERVAL_SECONDS),
+            checkpoint_log: None,
         }
+    }
+
+    /// Where the signing key is: the configured file, or beside an SQLite
+    /// database file; `None` on PostgreSQL without `--signing-key`.
+    pub fn signing_key_path(&self) -> Option<std::path::PathBuf> {
+        self.signing_key
+            .clone()
+            .or_else(|| default_signing_key(&self.database_url))
     }
 
     /// A cookie's name: with the `__Host-` prefix when cookies are Secure, so
@@ -75,5 +95,17 @@ impl Config {
         self.public_url
             .as_deref()
             .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"))
+    }
+}
+
+/// `<database file>.signing-key` for an SQLite database; none for PostgreSQL.
+pub fn default_signing_key(url: &DatabaseUrl) -> Option<std::path::PathBuf> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut name = path.as_os_str().to_owned();
+            name.push(".signing-key");
+            Some(name.into())
+        }
+        DatabaseUrl::Postgres(_) => None,
     }
 }

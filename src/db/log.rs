@@ -150,3 +150,26 @@ pub fn size(conn: &mut DbConn) -> Result<i64, DbError> {
 pub fn without_position(conn: &mut DbConn, limit: i64) -> Result<Vec<EventRow>, DbError> {
     unsealed(conn, 0, limit)
 }
+
+/// The next position to give: every position below it is committed (read
+/// without the lock; a sealer still holding it has not committed its own).
+pub fn next_position(conn: &mut DbConn) -> Result<i64, DbError> {
+    Ok(log_state::table
+        .select(log_state::next_position)
+        .first(conn.backend())?)
+}
+
+/// Up to `limit` stored leaf hashes from position `from` on, in order, with
+/// their positions.
+pub fn leaf_hashes(
+    conn: &mut DbConn,
+    from: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, DbError> {
+    Ok(log_entries::table
+        .filter(log_entries::position.ge(from))
+        .order(log_entries::position.asc())
+        .limit(limit)
+        .select((log_entries::position, log_entries::leaf_hash))
+        .load(conn.backend())?)
+}

@@ -15,6 +15,7 @@
 //! passes each bind and value through its own backend type. Measured with
 //! `bench/page.sh sqlite 1000000` (bench/README.md, "Fifth sitting").
 
+pub mod checkpoints;
 pub mod event_writer;
 pub mod events;
 pub mod log;

@@ -22,6 +22,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    checkpoints (size) {
+        size -> Int8,
+        root -> Text,
+        note -> Text,
+        frontier -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     events (id) {
         id -> Int8,
         event_uuid -> Text,
@@ -128,6 +138,7 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     actors,
     api_tokens,
+    checkpoints,
     events,
     log_entries,
     log_state,

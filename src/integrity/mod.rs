@@ -2,6 +2,7 @@
 //! RFC 6962 Merkle tree in log-position order, whose roots signed checkpoints
 //! commit to (CONTRACT.md, "Integrity"). Domain code only: no actix, no diesel.
 
+pub mod checkpoint;
 pub mod leaf;
 pub mod merkle;
 pub mod note;

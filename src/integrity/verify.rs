@@ -1,14 +1,29 @@
-//! Checking the stored log against itself: every position from 0 on holds
-//! its event, unchanged since it was sealed (its leaf is recomputed from the
-//! stored row and compared with the leaf hash recorded at sealing), there are
-//! no gaps, and no stored event is outside the log. The tree head over the
-//! recomputed leaves is what signed checkpoints will be checked against.
-//! Reads only; never writes.
+//! Checking the stored log: every position from 0 on holds its event,
+//! unchanged since it was sealed (its leaf is recomputed from the stored row
+//! and compared with the leaf hash recorded at sealing), there are no gaps,
+//! no stored event is outside the log, and the tree head over the recomputed
+//! leaves at each checkpoint's size is the one the checkpoint signed, in the
+//! database and in the copies outside it. Reads only; never writes.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
 
 use crate::db::{self, DbConn, DbError};
 
 use super::leaf;
 use super::merkle::{Frontier, Hash};
+use super::note::{Checkpoint, VerifierKey};
+
+/// What to check the checkpoints with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checks<'a> {
+    /// The key every checkpoint must be signed by; `None`: signatures are
+    /// not checked (the roots still are).
+    pub key: Option<&'a VerifierKey>,
+    /// Signed notes copied out of the database (`serve --checkpoint-log`).
+    pub copies: Option<&'a [String]>,
+}
 
 /// Problems listed at most; past this they are counted.
 const LISTED_PROBLEMS: usize = 1000;
@@ -24,6 +39,10 @@ pub struct Report {
     pub problems: Vec<String>,
     /// Problems found beyond those listed.
     pub more_problems: u64,
+    /// Checkpoints stored.
+    pub checkpoints: u64,
+    /// The largest stored checkpoint's size and root.
+    pub latest_checkpoint: Option<(u64, Hash)>,
 }
 
 impl Report {
@@ -36,9 +55,80 @@ impl Report {
     }
 }
 
+/// The checkpoint a note holds: its signature checked with `key` when given.
+fn read_note(note: &str, key: Option<&VerifierKey>) -> Result<Checkpoint, String> {
+    let text = match key {
+        Some(key) => key.open(note).map_err(|e| e.to_string())?,
+        None => note
+            .rfind("\n\n")
+            .map(|i| &note[..=i])
+            .ok_or("it is not a signed note")?,
+    };
+    Checkpoint::parse(text).map_err(|e| e.to_string())
+}
+
+/// The tree heads the log must have at given sizes, from the stored
+/// checkpoints and the copies, each with the name a problem gives it.
+fn expected_heads(
+    conn: &mut DbConn,
+    checks: &Checks<'_>,
+    report: &mut Report,
+) -> Result<BTreeMap<u64, Vec<(String, Hash)>>, DbError> {
+    let mut heads: BTreeMap<u64, Vec<(String, Hash)>> = BTreeMap::new();
+    let stored = db::checkpoints::all(conn)?;
+    report.checkpoints = stored.len() as u64;
+    let mut in_database: BTreeMap<u64, Hash> = BTreeMap::new();
+    for row in &stored {
+        let name = format!("checkpoint of size {}", row.size);
+        match read_note(&row.note, checks.key) {
+            Err(why) => report.problem(format!("{name}: {why}")),
+            Ok(cp) => {
+                let row_root = base64::engine::general_purpose::STANDARD
+                    .decode(&row.root)
+                    .ok();
+                if i64::try_from(cp.size).ok() != Some(row.size)
+                    || row_root.as_deref() != Some(&cp.root[..])
+                {
+                    report.problem(format!(
+                        "{name}: its signed note says size {} root {}",
+                        cp.size,
+                        base64::engine::general_purpose::STANDARD.encode(cp.root)
+                    ));
+                }
+                in_database.insert(cp.size, cp.root);
+                heads.entry(cp.size).or_default().push((name, cp.root));
+                report.latest_checkpoint = Some((cp.size, cp.root));
+            }
+        }
+    }
+    for note in checks.copies.unwrap_or_default() {
+        match read_note(note, checks.key) {
+            Err(why) => report.problem(format!("a copied checkpoint: {why}")),
+            Ok(cp) => {
+                let name = format!("copied checkpoint of size {}", cp.size);
+                match in_database.get(&cp.size) {
+                    None => report.problem(format!(
+                        "{name} is not in the database: its checkpoints were rewritten or cut"
+                    )),
+                    Some(root) if *root != cp.root => report.problem(format!(
+                        "{name} differs from the database's checkpoint of that size"
+                    )),
+                    Some(_) => {}
+                }
+                heads.entry(cp.size).or_default().push((name, cp.root));
+            }
+        }
+    }
+    Ok(heads)
+}
+
 /// Reads the whole log in position order, `progress` told the positions
 /// read so far after each page.
-pub fn verify(conn: &mut DbConn, mut progress: impl FnMut(u64)) -> Result<Report, DbError> {
+pub fn verify(
+    conn: &mut DbConn,
+    checks: &Checks<'_>,
+    mut progress: impl FnMut(u64),
+) -> Result<Report, DbError> {
     const PAGE: i64 = 10_000;
     let mut tree = Frontier::default();
     let mut report = Report {
@@ -46,6 +136,19 @@ pub fn verify(conn: &mut DbConn, mut progress: impl FnMut(u64)) -> Result<Report
         root: tree.root(),
         problems: Vec::new(),
         more_problems: 0,
+        checkpoints: 0,
+        latest_checkpoint: None,
+    };
+    let heads = expected_heads(conn, checks, &mut report)?;
+    let compare = |tree: &Frontier, report: &mut Report| {
+        for (name, root) in heads.get(&tree.size()).into_iter().flatten() {
+            if tree.root() != *root {
+                report.problem(format!(
+                    "{name}: the log's tree head at that size differs: the log was rewritten before position {}",
+                    tree.size()
+                ));
+            }
+        }
     };
     let mut expected: i64 = 0;
     loop {
@@ -82,9 +185,18 @@ pub fn verify(conn: &mut DbConn, mut progress: impl FnMut(u64)) -> Result<Report
                 }
             };
             tree.push(leaf);
+            compare(&tree, &mut report);
             expected += 1;
         }
         progress(tree.size());
+    }
+    for named in heads.range(tree.size() + 1..).map(|(_, named)| named) {
+        for (name, _) in named {
+            report.problem(format!(
+                "{name}: the log has only {} positions: it was cut short (or the checkpoint forged)",
+                tree.size()
+            ));
+        }
     }
     for row in db::log::without_position(conn, LISTED_PROBLEMS as i64)? {
         report.problem(format!(

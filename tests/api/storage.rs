@@ -198,6 +198,36 @@ async fn every_table_stores_a_row_and_reads_it_back_unchanged(backend: Backend) 
         settings::get_or_insert(&mut conn, "k", || "v2".into()).unwrap(),
         "v1"
     );
+
+    // log_entries and log_state: every stored event has its position and leaf.
+    let stored = events::count_all(&mut conn).unwrap();
+    let entries = auditdesk::db::log::entries(&mut conn, 0, 100).unwrap();
+    assert_eq!(entries.len() as i64, stored);
+    assert_eq!(entries[0].position, 0);
+    assert_eq!(
+        entries[0].leaf_hash,
+        hex::encode(auditdesk::integrity::leaf::hash_of(
+            entries[0].event.as_ref().unwrap()
+        ))
+    );
+    assert_eq!(
+        auditdesk::db::log::next_position(&mut conn).unwrap(),
+        stored
+    );
+
+    // checkpoints
+    let checkpoint = auditdesk::db::checkpoints::CheckpointRow {
+        size: stored,
+        root: "3q2+7w==".into(),
+        note: "auditdesk\n1\n3q2+7w==\n\n— auditdesk AAAA\n".into(),
+        frontier: "ab,cd".into(),
+        created_at: t,
+    };
+    auditdesk::db::checkpoints::insert(&mut conn, &checkpoint).unwrap();
+    assert_eq!(
+        auditdesk::db::checkpoints::latest(&mut conn).unwrap(),
+        Some(checkpoint)
+    );
 }
 
 async fn the_database_refuses_to_update_or_delete_events(backend: Backend) {

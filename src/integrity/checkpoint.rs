@@ -1,0 +1,257 @@
+//! Making signed checkpoints of the log, and the key that signs them.
+//!
+//! A checkpoint signs the tree head over positions `0..size`. Each is made
+//! from the one before: its stored right edge plus the leaf hashes added
+//! since, so the cost is the new leaves only. One checkpointer at a time
+//! across instances (`db::checkpoints::lock`). The signing key lives in a
+//! file, never in the database it protects.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::db::checkpoints::CheckpointRow;
+use crate::db::{self, DbConn, DbError, write_transaction};
+
+use super::merkle::{Frontier, Hash};
+use super::note::{Checkpoint, KeyError, SigningKey};
+
+/// Leaf hashes read per query while extending the tree.
+const PAGE: i64 = 10_000;
+
+/// What went wrong with the signing key's file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("signing key {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("signing key {path}: {source}")]
+    Key { path: PathBuf, source: KeyError },
+}
+
+/// The signing key in `path`, or a new one named `name` written there
+/// (mode 0600, never overwriting a file that appeared meanwhile).
+pub fn load_or_create_key(path: &Path, name: &str) -> Result<SigningKey, KeyFileError> {
+    let io = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => SigningKey::parse(&text).map_err(|source| KeyFileError::Key {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate(name).map_err(|source| KeyFileError::Key {
+                path: path.to_owned(),
+                source,
+            })?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(path) {
+                Ok(mut file) => {
+                    writeln!(file, "{}", key.encode()).map_err(io)?;
+                    file.sync_all().map_err(io)?;
+                    Ok(key)
+                }
+                // Another process made it first: use that one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    load_or_create_key(path, name)
+                }
+                Err(e) => Err(io(e)),
+            }
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Why no checkpoint could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The stored log is not whole; `verify` says more.
+    #[error("the log cannot be checkpointed: {0}")]
+    Broken(String),
+}
+
+/// Signs the log as it is now, if it grew since the last checkpoint:
+/// returns the stored checkpoint, or `None` when there was nothing new.
+pub fn make(conn: &mut DbConn, key: &SigningKey) -> Result<Option<CheckpointRow>, CheckpointError> {
+    write_transaction(conn, |conn| {
+        db::checkpoints::lock(conn)?;
+        let mut tree = match db::checkpoints::latest(conn)? {
+            Some(last) => frontier_of(&last)?,
+            None => Frontier::default(),
+        };
+        let size = u64::try_from(db::log::next_position(conn)?).unwrap_or(0);
+        if size <= tree.size() {
+            return Ok(None);
+        }
+        while tree.size() < size {
+            let from = i64::try_from(tree.size()).unwrap_or(i64::MAX);
+            let want = i64::try_from(size - tree.size())
+                .unwrap_or(i64::MAX)
+                .min(PAGE);
+            let page = db::log::leaf_hashes(conn, from, want)?;
+            if page.is_empty() {
+                return Err(CheckpointError::Broken(format!(
+                    "position {from} is missing"
+                )));
+            }
+            for (position, hash) in page {
+                if position != i64::try_from(tree.size()).unwrap_or(i64::MAX) {
+                    return Err(CheckpointError::Broken(format!(
+                        "position {} is missing",
+                        tree.size()
+                    )));
+                }
+                tree.push(parse_hash(&hash).ok_or_else(|| {
+                    CheckpointError::Broken(format!(
+                        "position {position}: its leaf hash is not one"
+                    ))
+                })?);
+            }
+        }
+        let checkpoint = Checkpoint {
+            origin: key.verifier().name().to_owned(),
+            size: tree.size(),
+            root: tree.root(),
+        };
+        let note = key
+            .sign(&checkpoint.body())
+            .map_err(|e| CheckpointError::Broken(e.to_string()))?;
+        let row = CheckpointRow {
+            size: i64::try_from(tree.size()).unwrap_or(i64::MAX),
+            root: BASE64.encode(checkpoint.root),
+            note,
+            frontier: tree
+                .subtrees()
+                .iter()
+                .map(hex::encode)
+                .collect::<Vec<_>>()
+                .join(","),
+            created_at: chrono::Utc::now().naive_utc(),
+        };
+        db::checkpoints::insert(conn, &row)?;
+        Ok(Some(row))
+    })
+}
+
+/// The tree's right edge as a checkpoint stored it.
+fn frontier_of(row: &CheckpointRow) -> Result<Frontier, CheckpointError> {
+    let broken = || {
+        CheckpointError::Broken(format!(
+            "the checkpoint of size {} has an unreadable frontier",
+            row.size
+        ))
+    };
+    let subtrees: Vec<Hash> = row
+        .frontier
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_hash(s).ok_or_else(broken))
+        .collect::<Result<_, _>>()?;
+    Frontier::from_parts(u64::try_from(row.size).unwrap_or(0), subtrees).ok_or_else(broken)
+}
+
+/// A hex SHA-256 hash.
+pub fn parse_hash(hex_hash: &str) -> Option<Hash> {
+    hex::decode(hex_hash).ok()?.try_into().ok()
+}
+
+/// Appends a checkpoint's note to `path` (the copy outside the database),
+/// followed by a blank line, and makes it durable.
+pub fn append_to_log(path: &Path, note: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(format!("{note}\n").as_bytes())?;
+    file.sync_data()
+}
+
+/// The notes of a checkpoint log written by [`append_to_log`]: each is its
+/// text lines, a blank line, its signature lines, and a blank line.
+pub fn notes_in_log(text: &str) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut current = String::new();
+    let mut in_signatures = false;
+    for line in text.split_inclusive('\n') {
+        if line == "\n" {
+            if in_signatures {
+                notes.push(std::mem::take(&mut current));
+                in_signatures = false;
+            } else if !current.is_empty() {
+                current.push('\n');
+                in_signatures = true;
+            }
+            continue;
+        }
+        current.push_str(line);
+    }
+    if in_signatures && !current.is_empty() {
+        notes.push(current);
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_log_reads_back_note_by_note() {
+        let key = SigningKey::generate("auditdesk").unwrap();
+        let notes: Vec<String> = (1..=3)
+            .map(|n| {
+                let body = Checkpoint {
+                    origin: "auditdesk".into(),
+                    size: n,
+                    root: [n as u8; 32],
+                }
+                .body();
+                key.sign(&body).unwrap()
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoints.log");
+        for note in &notes {
+            append_to_log(&path, note).unwrap();
+        }
+        let read = notes_in_log(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(read, notes);
+        for note in &read {
+            key.verifier().open(note).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_key_file_is_made_once_private_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db.signing-key");
+        let made = load_or_create_key(&path, "auditdesk").unwrap();
+        let again = load_or_create_key(&path, "another-name").unwrap();
+        assert_eq!(again.verifier(), made.verifier(), "kept, not made anew");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "not a key\n").unwrap();
+        let err = load_or_create_key(&path, "auditdesk")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("signing key {}: malformed key", path.display())),
+            "{err}"
+        );
+    }
+}
