@@ -53,6 +53,10 @@ pub enum StartError {
     Bind(String, std::io::Error),
     #[error(transparent)]
     SigningKey(#[from] crate::integrity::checkpoint::KeyFileError),
+    #[error(
+        "signing key {0} does not exist: on PostgreSQL every instance must be given the same key file; make it once with `auditdesk key public --signing-key FILE`"
+    )]
+    NoSigningKey(std::path::PathBuf),
 }
 
 impl Application {
@@ -65,8 +69,15 @@ impl Application {
         crate::audit::store::fill_search_docs(&mut *pool.get().map_err(DbError::from)?)?;
         crate::integrity::seal::seal_earlier_events(&mut *pool.get().map_err(DbError::from)?)?;
         let signing_key = match config.signing_key_path() {
+            // Several instances making a key each would sign with different keys.
+            Some(path) if config.database_url.is_postgres() && !path.exists() => {
+                return Err(StartError::NoSigningKey(path));
+            }
             Some(path) => Some(std::sync::Arc::new(
-                crate::integrity::checkpoint::load_or_create_key(&path, &log_origin(&config))?,
+                crate::integrity::checkpoint::load_or_create_key(
+                    &path,
+                    crate::integrity::checkpoint::KEY_NAME,
+                )?,
             )),
             None => {
                 tracing::warn!(
@@ -175,17 +186,6 @@ impl Application {
     }
 }
 
-/// The name of the log in its checkpoints and of the key that signs them:
-/// the host of the public URL, or `auditdesk`.
-fn log_origin(config: &Config) -> String {
-    config
-        .public_url
-        .as_deref()
-        .and_then(|u| url::Url::parse(u).ok())
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_else(|| "auditdesk".into())
-}
-
 /// Every `every`, while the server runs: a checkpoint of the log if it grew,
 /// appended to `copy` too when given.
 async fn make_checkpoints(
@@ -194,7 +194,8 @@ async fn make_checkpoints(
     every: std::time::Duration,
     copy: Option<std::path::PathBuf>,
 ) {
-    let mut ticks = tokio::time::interval(every);
+    // The first one interval after the start, like every other.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;

@@ -131,11 +131,11 @@ pub struct ServeArgs {
         default_value = "x-forwarded-for"
     )]
     pub forwarded_header: crate::net::ForwardedHeader,
-    /// Exports of the log that may run at once, each on a database connection
-    /// of its own; more are answered 503 with Retry-After.
-    /// The file of the key that signs checkpoints; created (mode 0600) when
-    /// missing. Default on SQLite: `<database file>.signing-key`; on
-    /// PostgreSQL, no checkpoints without it.
+    /// The file of the key that signs checkpoints. Default on SQLite:
+    /// `<database file>.signing-key`, created (mode 0600) when missing; on
+    /// PostgreSQL it must exist (`auditdesk key public --signing-key FILE`
+    /// makes one), every instance given the same, and without it there are no
+    /// checkpoints.
     #[arg(long, env = "AUDITDESK_SIGNING_KEY", value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
     /// Seconds between checkpoints (one is made only when the log grew).
@@ -144,6 +144,8 @@ pub struct ServeArgs {
     /// A file each new checkpoint is appended to, a copy outside the database.
     #[arg(long, env = "AUDITDESK_CHECKPOINT_LOG", value_name = "FILE")]
     pub checkpoint_log: Option<PathBuf>,
+    /// Exports of the log that may run at once, each on a database connection
+    /// of its own; more are answered 503 with Retry-After.
     #[arg(long, env = "AUDITDESK_MAX_EXPORTS", default_value_t = defaults::MAX_EXPORTS, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_exports: u16,
 }
@@ -315,7 +317,10 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                             .into(),
                     )
                 })?;
-            let key = crate::integrity::checkpoint::load_or_create_key(&path, "auditdesk")?;
+            let key = crate::integrity::checkpoint::load_or_create_key(
+                &path,
+                crate::integrity::checkpoint::KEY_NAME,
+            )?;
             println!("{}", key.verifier().encode());
             Ok(ExitCode::SUCCESS)
         }
@@ -372,7 +377,11 @@ fn verify_command(url: &DatabaseUrl, args: VerifyArgs) -> Result<ExitCode, CliEr
             .or_else(|| crate::config::default_signing_key(url))
         {
             Some(path) if path.exists() => Some(
-                crate::integrity::checkpoint::load_or_create_key(&path, "auditdesk")?.verifier(),
+                crate::integrity::checkpoint::load_or_create_key(
+                    &path,
+                    crate::integrity::checkpoint::KEY_NAME,
+                )?
+                .verifier(),
             ),
             _ => None,
         },
@@ -384,8 +393,17 @@ fn verify_command(url: &DatabaseUrl, args: VerifyArgs) -> Result<ExitCode, CliEr
         )),
         None => None,
     };
+    // Opening a missing SQLite file would make an empty database.
+    if let DatabaseUrl::Sqlite(path) = url
+        && !path.exists()
+    {
+        return Err(CliError(format!(
+            "there is no database at {}",
+            path.display()
+        )));
+    }
     let conn = &mut db::connect_one(url)?;
-    if let Err(e) = db::log::size(conn) {
+    if let Err(e) = db::log::next_position(conn) {
         return Err(CliError(format!(
             "this database has no log positions to check ({e}); run `auditdesk migrate` first"
         )));

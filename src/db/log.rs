@@ -92,17 +92,42 @@ pub fn seal_earlier(conn: &mut DbConn, entries: &[(i64, String)]) -> Result<usiz
     })
 }
 
-/// Up to `limit` stored events after event id `after` that have no position
-/// yet, oldest id first (events stored before positions existed).
-pub fn unsealed(conn: &mut DbConn, after: i64, limit: i64) -> Result<Vec<EventRow>, DbError> {
+/// Up to `limit` events with ids between `after` and `below` (see
+/// [`sealed_below`]) that have no position yet, oldest id first.
+pub fn unsealed(
+    conn: &mut DbConn,
+    after: i64,
+    below: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, DbError> {
     Ok(events::table
         .left_join(log_entries::table)
         .filter(log_entries::position.is_null())
         .filter(events::id.gt(after))
+        .filter(events::id.lt(below))
         .order(events::id.asc())
         .limit(limit)
         .select(EventRow::as_select())
         .load(conn.backend())?)
+}
+
+/// The id below which events were stored before positions existed and may
+/// still lack one; 0 once they are all sealed.
+pub fn sealed_below(conn: &mut DbConn) -> Result<i64, DbError> {
+    Ok(log_state::table
+        .select(log_state::sealed_below)
+        .first(conn.backend())?)
+}
+
+/// Marks the events stored before positions existed as all sealed: from now
+/// on an event without a position is one slipped in, never sealed.
+pub fn earlier_events_sealed(conn: &mut DbConn) -> Result<(), DbError> {
+    super::write_statement(conn, |conn| {
+        diesel::update(log_state::table)
+            .set(log_state::sealed_below.eq(0))
+            .execute(conn.backend())
+    })?;
+    Ok(())
 }
 
 /// A position as stored: the event at it (if that event still exists) and
@@ -140,15 +165,21 @@ pub fn entries(conn: &mut DbConn, from: i64, limit: i64) -> Result<Vec<Entry>, D
         .collect())
 }
 
-/// How many positions have been given.
-pub fn size(conn: &mut DbConn) -> Result<i64, DbError> {
-    Ok(log_entries::table.count().get_result(conn.backend())?)
-}
-
-/// Up to `limit` stored events that have no position, oldest id first: after
-/// sealing, events that were slipped in past the application.
+/// Up to `limit` stored events that have no position (or one below 0, which
+/// no position is), oldest id first: events slipped in past the application,
+/// or stored before positions existed and not sealed yet.
 pub fn without_position(conn: &mut DbConn, limit: i64) -> Result<Vec<EventRow>, DbError> {
-    unsealed(conn, 0, limit)
+    Ok(events::table
+        .left_join(log_entries::table)
+        .filter(
+            log_entries::position
+                .is_null()
+                .or(log_entries::position.lt(0)),
+        )
+        .order(events::id.asc())
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn.backend())?)
 }
 
 /// The next position to give: every position below it is committed (read

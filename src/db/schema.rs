@@ -74,6 +74,7 @@ diesel::table! {
     log_state (id) {
         id -> Int4,
         next_position -> Int8,
+        sealed_below -> Int8,
     }
 }
 

@@ -18,6 +18,10 @@ use crate::db::{self, DbConn, DbError, write_transaction};
 use super::merkle::{Frontier, Hash};
 use super::note::{Checkpoint, KeyError, SigningKey};
 
+/// The name of a key this server makes, and so the origin line of its
+/// checkpoints.
+pub const KEY_NAME: &str = "auditdesk";
+
 /// Leaf hashes read per query while extending the tree.
 const PAGE: i64 = 10_000;
 
@@ -82,63 +86,79 @@ pub enum CheckpointError {
 }
 
 /// Signs the log as it is now, if it grew since the last checkpoint:
-/// returns the stored checkpoint, or `None` when there was nothing new.
+/// returns the stored checkpoint, or `None` when there was nothing new (or
+/// another instance signed it meanwhile).
+///
+/// The new leaves are read and the tree built before the write transaction:
+/// positions below the next one never change, and holding SQLite's write
+/// lock while a million leaves are read would stall ingest. The transaction
+/// only checks that no checkpoint was made meanwhile and stores this one.
 pub fn make(conn: &mut DbConn, key: &SigningKey) -> Result<Option<CheckpointRow>, CheckpointError> {
-    write_transaction(conn, |conn| {
-        db::checkpoints::lock(conn)?;
-        let mut tree = match db::checkpoints::latest(conn)? {
-            Some(last) => frontier_of(&last)?,
-            None => Frontier::default(),
-        };
-        let size = u64::try_from(db::log::next_position(conn)?).unwrap_or(0);
-        if size <= tree.size() {
-            return Ok(None);
+    let latest = db::checkpoints::latest(conn)?;
+    let mut tree = match &latest {
+        Some(last) => frontier_of(last)?,
+        None => Frontier::default(),
+    };
+    let size = u64::try_from(db::log::next_position(conn)?).unwrap_or(0);
+    if size < tree.size() {
+        return Err(CheckpointError::Broken(format!(
+            "the log has {size} positions, fewer than the {} its last checkpoint signed",
+            tree.size()
+        )));
+    }
+    if size == tree.size() {
+        return Ok(None);
+    }
+    while tree.size() < size {
+        let from = i64::try_from(tree.size()).unwrap_or(i64::MAX);
+        let want = i64::try_from(size - tree.size())
+            .unwrap_or(i64::MAX)
+            .min(PAGE);
+        let page = db::log::leaf_hashes(conn, from, want)?;
+        if page.is_empty() {
+            return Err(CheckpointError::Broken(format!(
+                "position {from} is missing"
+            )));
         }
-        while tree.size() < size {
-            let from = i64::try_from(tree.size()).unwrap_or(i64::MAX);
-            let want = i64::try_from(size - tree.size())
-                .unwrap_or(i64::MAX)
-                .min(PAGE);
-            let page = db::log::leaf_hashes(conn, from, want)?;
-            if page.is_empty() {
+        for (position, hash) in page {
+            if position != i64::try_from(tree.size()).unwrap_or(i64::MAX) {
                 return Err(CheckpointError::Broken(format!(
-                    "position {from} is missing"
+                    "position {} is missing",
+                    tree.size()
                 )));
             }
-            for (position, hash) in page {
-                if position != i64::try_from(tree.size()).unwrap_or(i64::MAX) {
-                    return Err(CheckpointError::Broken(format!(
-                        "position {} is missing",
-                        tree.size()
-                    )));
-                }
-                tree.push(parse_hash(&hash).ok_or_else(|| {
-                    CheckpointError::Broken(format!(
-                        "position {position}: its leaf hash is not one"
-                    ))
-                })?);
-            }
+            tree.push(parse_hash(&hash).ok_or_else(|| {
+                CheckpointError::Broken(format!("position {position}: its leaf hash is not one"))
+            })?);
         }
-        let checkpoint = Checkpoint {
-            origin: key.verifier().name().to_owned(),
-            size: tree.size(),
-            root: tree.root(),
-        };
-        let note = key
-            .sign(&checkpoint.body())
-            .map_err(|e| CheckpointError::Broken(e.to_string()))?;
-        let row = CheckpointRow {
-            size: i64::try_from(tree.size()).unwrap_or(i64::MAX),
-            root: BASE64.encode(checkpoint.root),
-            note,
-            frontier: tree
-                .subtrees()
-                .iter()
-                .map(hex::encode)
-                .collect::<Vec<_>>()
-                .join(","),
-            created_at: chrono::Utc::now().naive_utc(),
-        };
+    }
+    let checkpoint = Checkpoint {
+        origin: key.verifier().name().to_owned(),
+        size: tree.size(),
+        root: tree.root(),
+    };
+    let note = key
+        .sign(&checkpoint.body())
+        .map_err(|e| CheckpointError::Broken(e.to_string()))?;
+    let row = CheckpointRow {
+        size: i64::try_from(tree.size()).unwrap_or(i64::MAX),
+        root: BASE64.encode(checkpoint.root),
+        note,
+        frontier: tree
+            .subtrees()
+            .iter()
+            .map(hex::encode)
+            .collect::<Vec<_>>()
+            .join(","),
+        created_at: chrono::Utc::now().naive_utc(),
+    };
+    let base = latest.map(|l| l.size);
+    write_transaction(conn, |conn| {
+        db::checkpoints::lock(conn)?;
+        // Another checkpointer was quicker: its checkpoint stands.
+        if db::checkpoints::latest(conn)?.map(|l| l.size) != base {
+            return Ok(None);
+        }
         db::checkpoints::insert(conn, &row)?;
         Ok(Some(row))
     })

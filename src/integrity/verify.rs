@@ -11,6 +11,7 @@ use base64::Engine;
 
 use crate::db::{self, DbConn, DbError};
 
+use super::checkpoint::parse_hash;
 use super::leaf;
 use super::merkle::{Frontier, Hash};
 use super::note::{Checkpoint, VerifierKey};
@@ -82,6 +83,12 @@ fn expected_heads(
         let name = format!("checkpoint of size {}", row.size);
         match read_note(&row.note, checks.key) {
             Err(why) => report.problem(format!("{name}: {why}")),
+            Ok(cp) if checks.key.is_some_and(|key| key.name() != cp.origin) => {
+                report.problem(format!(
+                    "{name}: its origin {:?} is not the key's name",
+                    cp.origin
+                ));
+            }
             Ok(cp) => {
                 let row_root = base64::engine::general_purpose::STANDARD
                     .decode(&row.root)
@@ -140,16 +147,14 @@ pub fn verify(
         latest_checkpoint: None,
     };
     let heads = expected_heads(conn, checks, &mut report)?;
-    let compare = |tree: &Frontier, report: &mut Report| {
-        for (name, root) in heads.get(&tree.size()).into_iter().flatten() {
-            if tree.root() != *root {
-                report.problem(format!(
-                    "{name}: the log's tree head at that size differs: the log was rewritten before position {}",
-                    tree.size()
-                ));
-            }
-        }
-    };
+    // The first checkpoint the log disagrees with is named, with how many
+    // later ones disagree too: one change need not make a line per minute
+    // of checkpoints since.
+    let mut first_mismatch: Option<String> = None;
+    let mut later_mismatches = 0u64;
+    // After a gap the tree's size no longer says which position it ends at,
+    // so no checkpoint is compared past it.
+    let mut gap_at: Option<i64> = None;
     let mut expected: i64 = 0;
     loop {
         let page = db::log::entries(conn, expected, PAGE)?;
@@ -162,9 +167,10 @@ pub fn verify(
                     "positions {expected} to {} are missing",
                     entry.position - 1
                 ));
+                gap_at.get_or_insert(expected);
                 expected = entry.position;
             }
-            let recorded = stored_hash(&entry.leaf_hash);
+            let recorded = parse_hash(&entry.leaf_hash);
             let leaf = match &entry.event {
                 Some(row) => {
                     let now = leaf::hash_of(row);
@@ -174,7 +180,10 @@ pub fn verify(
                             row.event_uuid, entry.position
                         ));
                     }
-                    now
+                    // The tree is over what was sealed: a change already named
+                    // here does not also fail every checkpoint after it, while
+                    // a rewrite of the recorded hash too does.
+                    recorded.unwrap_or(now)
                 }
                 None => {
                     report.problem(format!(
@@ -185,18 +194,57 @@ pub fn verify(
                 }
             };
             tree.push(leaf);
-            compare(&tree, &mut report);
+            if gap_at.is_none() {
+                for (name, root) in heads.get(&tree.size()).into_iter().flatten() {
+                    if tree.root() != *root {
+                        if first_mismatch.is_none() {
+                            first_mismatch = Some(format!(
+                                "{name}: the log's tree head at that size differs: the log was rewritten before position {}",
+                                tree.size()
+                            ));
+                        } else {
+                            later_mismatches += 1;
+                        }
+                    }
+                }
+            }
             expected += 1;
         }
         progress(tree.size());
     }
-    for named in heads.range(tree.size() + 1..).map(|(_, named)| named) {
-        for (name, _) in named {
+    if let Some(line) = first_mismatch {
+        report.problem(if later_mismatches > 0 {
+            format!("{line} (and {later_mismatches} later checkpoints differ too)")
+        } else {
+            line
+        });
+    }
+    if let Some(position) = gap_at {
+        let past: usize = heads
+            .range(u64::try_from(position).unwrap_or(0) + 1..)
+            .map(|(_, named)| named.len())
+            .sum();
+        if past > 0 {
             report.problem(format!(
-                "{name}: the log has only {} positions: it was cut short (or the checkpoint forged)",
-                tree.size()
+                "{past} checkpoints past position {position} were not compared: the log has a gap there"
             ));
         }
+    } else {
+        for named in heads.range(tree.size() + 1..).map(|(_, named)| named) {
+            for (name, _) in named {
+                report.problem(format!(
+                    "{name}: the log has only {} positions: it was cut short (or the checkpoint forged)",
+                    tree.size()
+                ));
+            }
+        }
+    }
+    let next = db::log::next_position(conn)?;
+    if u64::try_from(next).ok() != Some(tree.size()) && gap_at.is_none() {
+        report.problem(format!(
+            "the log's next position is {next}, but positions 0 to {} were found",
+            tree.size().saturating_sub(1)
+        ));
     }
     for row in db::log::without_position(conn, LISTED_PROBLEMS as i64)? {
         report.problem(format!(
@@ -207,9 +255,4 @@ pub fn verify(
     report.size = tree.size();
     report.root = tree.root();
     Ok(report)
-}
-
-/// A recorded hex leaf hash, if it is one.
-fn stored_hash(hex_hash: &str) -> Option<Hash> {
-    hex::decode(hex_hash).ok()?.try_into().ok()
 }

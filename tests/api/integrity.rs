@@ -229,6 +229,21 @@ async fn a_forged_event_is_named(backend: Backend) {
                 .ends_with("is not in the log: it has no position"),
         "{out}"
     );
+    // A later start or CLI command does not seal it: it stays named.
+    assert!(auditdesk(&app.db, &["user", "list"], "").status.success());
+    let (code, again) = verify(&app);
+    assert_eq!((code, again.as_str()), (1, out.as_str()));
+    // Nor can it be given a position out of sight, below 0.
+    let id = db::events::find_by_uuid(&mut app.conn(), "30000000-0000-4000-8000-999999999999")
+        .unwrap()
+        .unwrap()
+        .id;
+    let below_zero =
+        format!("INSERT INTO log_entries (position, event_id, leaf_hash) VALUES (-1, {id}, 'x')");
+    assert!(
+        app.conn().batch_execute(&below_zero).is_err(),
+        "refused by the database"
+    );
 }
 
 async fn events_stored_before_positions_are_sealed_at_start(backend: Backend) {
@@ -247,8 +262,10 @@ async fn events_stored_before_positions_are_sealed_at_start(backend: Backend) {
     // As a database from before positions: the positions are not there.
     tamper(
         &app,
-        "DELETE FROM log_entries; UPDATE log_state SET next_position = 0;",
-        "DELETE FROM log_entries; UPDATE log_state SET next_position = 0;",
+        "DELETE FROM log_entries;
+         UPDATE log_state SET next_position = 0, sealed_below = (SELECT MAX(id) + 1 FROM events);",
+        "DELETE FROM log_entries;
+         UPDATE log_state SET next_position = 0, sealed_below = (SELECT MAX(id) + 1 FROM events);",
     );
     let (code, out) = verify(&app);
     assert_eq!(code, 1);
@@ -307,6 +324,11 @@ async fn app_with_checkpoints(
     every: std::time::Duration,
 ) -> Option<(TestApp, std::path::PathBuf, std::path::PathBuf)> {
     let (key, copies) = (dir.join("signing-key"), dir.join("checkpoints.log"));
+    if backend == Backend::Postgres {
+        // Made once beforehand (`auditdesk key public --signing-key FILE`):
+        // instances on PostgreSQL never make their own.
+        auditdesk::integrity::checkpoint::load_or_create_key(&key, "auditdesk").unwrap();
+    }
     let (k, c) = (key.clone(), copies.clone());
     let app = TestApp::spawn_with(backend, move |config| {
         config.signing_key = Some(k);
@@ -528,6 +550,77 @@ async fn a_log_cut_short_is_caught_by_its_checkpoint(backend: Backend) {
     );
 }
 
+async fn under_checkpoints_a_change_or_a_gap_is_named_once(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((app, key, _, _)) = app_with_one_checkpoint(backend, dir.path()).await else {
+        return;
+    };
+    // More events and a second checkpoint after the first.
+    let token = app.token(Scope::Ingest);
+    let batch: Vec<_> = (100..110).map(event).collect();
+    assert_eq!(app.ingest(&token, &json!(batch)).await.0, 201);
+    let signer = auditdesk::integrity::checkpoint::load_or_create_key(&key, "auditdesk").unwrap();
+    auditdesk::integrity::checkpoint::make(&mut app.conn(), &signer)
+        .unwrap()
+        .expect("the log grew");
+    let sql = format!(
+        "UPDATE events SET ip = '192.0.2.66' WHERE event_uuid = '{}';",
+        uuid(4)
+    );
+    tamper(&app, &sql, &sql);
+    let (code, out) = verify_with(&app, &key, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out.trim(),
+        format!(
+            "event {} at position {} was changed: it is not the event sealed there",
+            uuid(4),
+            position_of(&app, 4)
+        ),
+        "one line, not one per checkpoint since"
+    );
+    // A position gone with its event: the gap is named, and the checkpoints
+    // past it are said not to have been compared.
+    let position = position_of(&app, 6);
+    let sql = format!(
+        "DELETE FROM log_entries WHERE position = {position}; DELETE FROM events WHERE event_uuid = '{}';",
+        uuid(6)
+    );
+    tamper(&app, &sql, &sql);
+    let (code, out) = verify_with(&app, &key, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("positions {position} to {position} are missing")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "2 checkpoints past position {position} were not compared: the log has a gap there"
+        )),
+        "{out}"
+    );
+}
+
+async fn on_postgresql_a_missing_signing_key_stops_the_start() {
+    let Some(db) = crate::helpers::TestDb::new(Backend::Postgres) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = auditdesk::config::Config::new(db.url.clone());
+    config.bind = "127.0.0.1:0".into();
+    config.signing_key = Some(dir.path().join("missing-key"));
+    let err = auditdesk::app::Application::build(config)
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains(
+            "does not exist: on PostgreSQL every instance must be given the same key file"
+        ),
+        "{err}"
+    );
+    assert!(!dir.path().join("missing-key").exists(), "no key was made");
+}
+
 crate::cases! {
     both_backends() => [
         every_stored_event_has_one_position_in_order_and_verify_agrees,
@@ -540,8 +633,10 @@ crate::cases! {
         a_consistently_rewritten_event_is_caught_by_its_checkpoint,
         rewritten_or_cut_checkpoints_are_caught,
         a_log_cut_short_is_caught_by_its_checkpoint,
+        under_checkpoints_a_change_or_a_gap_is_named_once,
     ];
     one(Postgres) => [
         concurrent_senders_get_contiguous_positions,
+        on_postgresql_a_missing_signing_key_stops_the_start,
     ];
 }

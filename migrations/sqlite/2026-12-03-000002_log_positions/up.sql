@@ -3,7 +3,7 @@
 -- event's leaf (its NDJSON export line, v1), from which the Merkle tree over
 -- the log is built. Append-only like the events.
 CREATE TABLE log_entries (
-    position BIGINT PRIMARY KEY NOT NULL,
+    position BIGINT PRIMARY KEY NOT NULL CHECK (position >= 0),
     event_id BIGINT NOT NULL UNIQUE REFERENCES events (id),
     leaf_hash TEXT NOT NULL
 );
@@ -18,8 +18,14 @@ END;
 
 -- The next position to give: one row, updated by each sealing transaction,
 -- which holds the database's write lock meanwhile.
+-- sealed_below: events stored before this migration (ids below it) get their
+-- positions at the next start, once; 0 when that is done. An event without a
+-- position that is not one of them was slipped in past the application, and
+-- `auditdesk verify` names it: it is never sealed.
 CREATE TABLE log_state (
     id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
-    next_position BIGINT NOT NULL
+    next_position BIGINT NOT NULL,
+    sealed_below BIGINT NOT NULL
 );
-INSERT INTO log_state (id, next_position) VALUES (1, 0);
+INSERT INTO log_state (id, next_position, sealed_below)
+    SELECT 1, 0, COALESCE(MAX(id), 0) + 1 FROM events;
