@@ -204,3 +204,12 @@ pub fn leaf_hashes(
         .select((log_entries::position, log_entries::leaf_hash))
         .load(conn.backend())?)
 }
+
+/// The position of the event with this database id, if it has one.
+pub fn position_of(conn: &mut DbConn, event_id: i64) -> Result<Option<i64>, DbError> {
+    Ok(log_entries::table
+        .filter(log_entries::event_id.eq(event_id))
+        .select(log_entries::position)
+        .first(conn.backend())
+        .optional()?)
+}

@@ -6,5 +6,6 @@ pub mod checkpoint;
 pub mod leaf;
 pub mod merkle;
 pub mod note;
+pub mod proof;
 pub mod seal;
 pub mod verify;

@@ -24,7 +24,9 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 const MAX_LISTED_ERRORS: usize = 100;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/v1/audit-logs").post(ingest).get(read));
+    cfg.service(web::resource("/api/v1/audit-logs").post(ingest).get(read))
+        .service(web::resource("/api/v1/audit-logs/{id}/proof").get(proof))
+        .service(web::resource("/api/v1/checkpoints/latest").get(latest_checkpoint));
 }
 
 /// An RFC 9457 problem.
@@ -390,4 +392,69 @@ fn page_json(page: &crate::audit::query::Page) -> String {
     }
     out.push('}');
     out
+}
+
+/// `GET /api/v1/checkpoints/latest` (read token): the latest signed
+/// checkpoint, as its note (`text/plain`).
+async fn latest_checkpoint(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let presented = bearer(&req)?;
+    let note = state
+        .db(move |conn| {
+            token_for(conn, &presented, Scope::Read)?;
+            crate::db::checkpoints::latest(conn)
+                .map_err(Problem::from)?
+                .map(|c| c.note)
+                .ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "Not Found",
+                        "no checkpoint has been signed yet",
+                    )
+                })
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(note))
+}
+
+/// `GET /api/v1/audit-logs/{id}/proof` (read token): the event's RFC 6962
+/// inclusion proof against the latest checkpoint.
+async fn proof(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    use crate::integrity::proof::{ProofError, for_event};
+    let presented = bearer(&req)?;
+    let id = id.into_inner();
+    let proof = state
+        .db(move |conn| {
+            token_for(conn, &presented, Scope::Read)?;
+            for_event(conn, &id).map_err(|e| match e {
+                ProofError::Db(db) => Problem::from(db),
+                not_found @ (ProofError::NoSuchEvent(_) | ProofError::NotYetSigned(_)) => {
+                    Problem::new(StatusCode::NOT_FOUND, "Not Found", not_found.to_string())
+                }
+                broken @ ProofError::Broken(_) => {
+                    tracing::error!(error = %broken, "no proof");
+                    Problem::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Internal Server Error",
+                        broken.to_string(),
+                    )
+                }
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "leaf_index": proof.leaf_index,
+        "tree_size": proof.tree_size,
+        "leaf_hash": hex::encode(proof.leaf_hash),
+        "audit_path": proof.audit_path.iter().map(hex::encode).collect::<Vec<_>>(),
+        "checkpoint": proof.checkpoint,
+    })))
 }

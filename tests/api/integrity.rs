@@ -621,6 +621,139 @@ async fn on_postgresql_a_missing_signing_key_stops_the_start() {
     assert!(!dir.path().join("missing-key").exists(), "no key was made");
 }
 
+/// GETs an API path with a token: the status and the body.
+async fn api_get(app: &TestApp, token: &str, path: &str) -> (u16, String) {
+    let r = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Runs contrib/check-proof.py, the README's independent check (Python's
+/// standard library, and `cryptography` for the signature): exit code, output.
+fn check_proof(dir: &std::path::Path, line: &str, proof: &str, key: Option<&str>) -> (i32, String) {
+    let (line_file, proof_file, key_file) = (
+        dir.join("event.ndjson"),
+        dir.join("proof.json"),
+        dir.join("key.pub"),
+    );
+    std::fs::write(&line_file, line).unwrap();
+    std::fs::write(&proof_file, proof).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/check-proof.py");
+    let mut command = std::process::Command::new("python3");
+    command.arg(script).arg(&line_file).arg(&proof_file);
+    if let Some(key) = key {
+        std::fs::write(&key_file, key).unwrap();
+        command.arg(&key_file);
+    }
+    let out = command.output().expect("python3 runs the check");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+async fn a_proof_from_the_api_checks_out_without_auditdesk(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((app, key, _, size)) = app_with_one_checkpoint(backend, dir.path()).await else {
+        return;
+    };
+    let read = app.token(Scope::Read);
+    let (status, note) = api_get(&app, &read, "/api/v1/checkpoints/latest").await;
+    assert_eq!(status, 200);
+    let latest = db::checkpoints::latest(&mut app.conn()).unwrap().unwrap();
+    assert_eq!(note, latest.note);
+
+    let (status, proof) = api_get(
+        &app,
+        &read,
+        &format!("/api/v1/audit-logs/{}/proof", uuid(5)),
+    )
+    .await;
+    assert_eq!(status, 200, "{proof}");
+    let parsed: serde_json::Value = serde_json::from_str(&proof).unwrap();
+    assert_eq!(parsed["tree_size"], size);
+    assert_eq!(parsed["leaf_index"], position_of(&app, 5));
+    // The event's leaf, as a service that sent it would export it.
+    let out = auditdesk(
+        &app.db,
+        &["export", "--format", "ndjson", "--resource-target", "w5"],
+        "",
+    );
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(line.lines().count(), 1, "{line}");
+
+    let public = String::from_utf8(
+        auditdesk(
+            &app.db,
+            &["key", "public", "--signing-key", key.to_str().unwrap()],
+            "",
+        )
+        .stdout,
+    )
+    .unwrap();
+    let (code, said) = check_proof(dir.path(), &line, &proof, Some(&public));
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        said.starts_with(&format!(
+            "ok: leaf {} is in auditdesk's log of {size} events",
+            position_of(&app, 5)
+        )),
+        "{said}"
+    );
+    assert!(said.contains("signature checked"), "{said}");
+
+    // Another event's line, a changed path or another key: not proven.
+    let other = line.replace("\"w5\"", "\"w6\"");
+    assert_eq!(check_proof(dir.path(), &other, &proof, None).0, 1);
+    let mut changed = parsed.clone();
+    changed["audit_path"][0] = serde_json::Value::String("00".repeat(32));
+    assert_eq!(
+        check_proof(dir.path(), &line, &changed.to_string(), None).0,
+        1
+    );
+    let stranger = auditdesk::integrity::note::SigningKey::generate("auditdesk").unwrap();
+    let (code, said) = check_proof(
+        dir.path(),
+        &line,
+        &proof,
+        Some(&stranger.verifier().encode()),
+    );
+    assert_eq!(code, 1, "{said}");
+
+    // No such event; one newer than the latest checkpoint; the wrong scope.
+    let (status, problem) = api_get(
+        &app,
+        &read,
+        "/api/v1/audit-logs/30000000-0000-4000-8000-000000099999/proof",
+    )
+    .await;
+    assert_eq!(status, 404, "{problem}");
+    assert!(problem.contains("no event has the id"), "{problem}");
+    let ingest = app.token(Scope::Ingest);
+    assert_eq!(app.ingest(&ingest, &event(77)).await.0, 201);
+    let (status, problem) = api_get(
+        &app,
+        &read,
+        &format!("/api/v1/audit-logs/{}/proof", uuid(77)),
+    )
+    .await;
+    assert_eq!(status, 404, "{problem}");
+    assert!(
+        problem.contains("is not in a signed checkpoint yet"),
+        "{problem}"
+    );
+    assert_eq!(
+        api_get(&app, &ingest, "/api/v1/checkpoints/latest").await.0,
+        403
+    );
+}
+
 crate::cases! {
     both_backends() => [
         every_stored_event_has_one_position_in_order_and_verify_agrees,
@@ -634,6 +767,7 @@ crate::cases! {
         rewritten_or_cut_checkpoints_are_caught,
         a_log_cut_short_is_caught_by_its_checkpoint,
         under_checkpoints_a_change_or_a_gap_is_named_once,
+        a_proof_from_the_api_checks_out_without_auditdesk,
     ];
     one(Postgres) => [
         concurrent_senders_get_contiguous_positions,
