@@ -109,29 +109,10 @@ pub fn make(conn: &mut DbConn, key: &SigningKey) -> Result<Option<CheckpointRow>
     if size == tree.size() {
         return Ok(None);
     }
-    while tree.size() < size {
-        let from = i64::try_from(tree.size()).unwrap_or(i64::MAX);
-        let want = i64::try_from(size - tree.size())
-            .unwrap_or(i64::MAX)
-            .min(PAGE);
-        let page = db::log::leaf_hashes(conn, from, want)?;
-        if page.is_empty() {
-            return Err(CheckpointError::Broken(format!(
-                "position {from} is missing"
-            )));
-        }
-        for (position, hash) in page {
-            if position != i64::try_from(tree.size()).unwrap_or(i64::MAX) {
-                return Err(CheckpointError::Broken(format!(
-                    "position {} is missing",
-                    tree.size()
-                )));
-            }
-            tree.push(parse_hash(&hash).ok_or_else(|| {
-                CheckpointError::Broken(format!("position {position}: its leaf hash is not one"))
-            })?);
-        }
-    }
+    read_leaf_hashes(conn, tree.size(), size, |leaf| tree.push(leaf)).map_err(|e| match e {
+        LeafError::Db(db) => CheckpointError::Db(db),
+        LeafError::Broken(why) => CheckpointError::Broken(why),
+    })?;
     let checkpoint = Checkpoint {
         origin: key.verifier().name().to_owned(),
         size: tree.size(),
@@ -162,6 +143,44 @@ pub fn make(conn: &mut DbConn, key: &SigningKey) -> Result<Option<CheckpointRow>
         db::checkpoints::insert(conn, &row)?;
         Ok(Some(row))
     })
+}
+
+/// Why the stored leaf hashes could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LeafError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A position is missing or its hash is not one.
+    #[error("{0}")]
+    Broken(String),
+}
+
+/// Hands `each` the stored leaf hashes of positions `from..to`, in order,
+/// a page at a time; a missing position or an unreadable hash is an error.
+pub fn read_leaf_hashes(
+    conn: &mut DbConn,
+    from: u64,
+    to: u64,
+    mut each: impl FnMut(Hash),
+) -> Result<(), LeafError> {
+    let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut next = from;
+    while next < to {
+        let page = db::log::leaf_hashes(conn, as_i64(next), as_i64(to - next).min(PAGE))?;
+        if page.is_empty() {
+            return Err(LeafError::Broken(format!("position {next} is missing")));
+        }
+        for (position, hash) in page {
+            if position != as_i64(next) {
+                return Err(LeafError::Broken(format!("position {next} is missing")));
+            }
+            each(parse_hash(&hash).ok_or_else(|| {
+                LeafError::Broken(format!("position {position}: its leaf hash is not one"))
+            })?);
+            next += 1;
+        }
+    }
+    Ok(())
 }
 
 /// The tree's right edge as a checkpoint stored it.

@@ -9,7 +9,7 @@
 
 use crate::db::{self, DbConn, DbError};
 
-use super::checkpoint::parse_hash;
+use super::checkpoint::{LeafError, read_leaf_hashes};
 use super::merkle::{Hash, inclusion_proof};
 
 /// An event's inclusion proof against the latest checkpoint.
@@ -41,7 +41,6 @@ pub enum ProofError {
 
 /// The proof for the event whose id (uuid) is `event_id`.
 pub fn for_event(conn: &mut DbConn, event_id: &str) -> Result<Proof, ProofError> {
-    const PAGE: i64 = 50_000;
     let row = db::events::find_by_uuid(conn, event_id)?
         .ok_or_else(|| ProofError::NoSuchEvent(event_id.to_owned()))?;
     let not_yet = || ProofError::NotYetSigned(event_id.to_owned());
@@ -53,28 +52,10 @@ pub fn for_event(conn: &mut DbConn, event_id: &str) -> Result<Proof, ProofError>
     let size = usize::try_from(checkpoint.size)
         .map_err(|_| ProofError::Broken("the checkpoint's size".into()))?;
     let mut leaves: Vec<Hash> = Vec::with_capacity(size);
-    while leaves.len() < size {
-        let from = i64::try_from(leaves.len()).unwrap_or(i64::MAX);
-        let want = i64::try_from(size - leaves.len())
-            .unwrap_or(i64::MAX)
-            .min(PAGE);
-        let page = db::log::leaf_hashes(conn, from, want)?;
-        if page.is_empty() {
-            return Err(ProofError::Broken(format!("position {from} is missing")));
-        }
-        for (at, hash) in page {
-            if at != i64::try_from(leaves.len()).unwrap_or(i64::MAX) {
-                return Err(ProofError::Broken(format!(
-                    "position {} is missing",
-                    leaves.len()
-                )));
-            }
-            leaves
-                .push(parse_hash(&hash).ok_or_else(|| {
-                    ProofError::Broken(format!("position {at}: not a leaf hash"))
-                })?);
-        }
-    }
+    read_leaf_hashes(conn, 0, size as u64, |leaf| leaves.push(leaf)).map_err(|e| match e {
+        LeafError::Db(db) => ProofError::Db(db),
+        LeafError::Broken(why) => ProofError::Broken(why),
+    })?;
     let index = usize::try_from(position).unwrap_or(usize::MAX);
     let audit_path = inclusion_proof(index, &leaves)
         .ok_or_else(|| ProofError::Broken(format!("position {position} is not in the tree")))?;
