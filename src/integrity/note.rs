@@ -251,6 +251,22 @@ impl VerifierKey {
     }
 }
 
+/// The signers a note names, as `name+keyid` (not checked: for showing).
+pub fn signers(note: &str) -> Vec<String> {
+    let Some(split) = note.rfind("\n\n") else {
+        return Vec::new();
+    };
+    note[split + 2..]
+        .lines()
+        .filter_map(|line| {
+            let (name, blob) = line.strip_prefix("— ")?.split_once(' ')?;
+            let blob = BASE64.decode(blob).ok()?;
+            let id: [u8; 4] = blob.get(..4)?.try_into().ok()?;
+            Some(format!("{name}+{}", hex::encode(id)))
+        })
+        .collect()
+}
+
 /// `<name>+<key id in hex>+<base64 key>` split into its parts.
 fn three_parts(text: &str) -> Result<(&str, u32, &str), KeyError> {
     let mut parts = text.splitn(3, '+');
@@ -352,6 +368,8 @@ mod tests {
         let verifier = VerifierKey::parse(GO_VERIFIER).unwrap();
         assert_eq!(verifier, signer.verifier());
         assert_eq!(verifier.open(GO_NOTE).unwrap(), GO_TEXT);
+        assert_eq!(signers(GO_NOTE), ["PeterNeumann+c74f20a3"]);
+        assert!(signers("no note").is_empty());
     }
 
     #[test]

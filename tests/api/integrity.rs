@@ -84,6 +84,9 @@ async fn every_stored_event_has_one_position_in_order_and_verify_agrees(backend:
 
     let (code, out) = verify(&app);
     assert_eq!(code, 0, "{out}");
+    // No checkpoint yet (the server signs one interval after its start).
+    let page = app.get("/manage/audit").await.text().await.unwrap();
+    assert!(page.contains("No signed checkpoint yet"), "{page}");
     // (On SQLite the server's checkpointer, on by default, may have signed
     // a prefix already; on PostgreSQL there is no key by default.)
     assert!(
@@ -431,6 +434,21 @@ async fn checkpoints_sign_the_log_and_verify_checks_them(backend: Backend) {
             "verified {size} events, checkpoint size {size} root {}",
             latest.root
         )
+    );
+    // Manage > Audit says which checkpoint signs the log, and with which key.
+    app.add_user("ann", Role::Auditor, PW);
+    let reader = app.another_visitor();
+    assert_eq!(reader.login("ann", PW).await.status(), 303);
+    let page = reader.get("/manage/audit").await.text().await.unwrap();
+    let signed = db::checkpoints::latest(&mut app.conn()).unwrap().unwrap();
+    assert!(
+        page.contains(&format!(
+            "Signed checkpoint: {} events at {} UTC, key auditdesk+{}",
+            signed.size,
+            signed.created_at.format("%Y-%m-%d %H:%M:%S"),
+            parsed.key_id()
+        )),
+        "{page}"
     );
     // Every checkpoint was copied out, one note each.
     let notes =

@@ -182,7 +182,12 @@ async fn load(state: &AppState, query: Option<AuditQuery>) -> Result<Loaded, App
                 Some(q) => Some((fetch_page(conn, q)?, cache.count(conn, &q.filter, &mark)?)),
                 None => None,
             };
-            Ok::<_, AppError>(Loaded { choices, page })
+            let checkpoint = crate::db::checkpoints::latest(conn)?;
+            Ok::<_, AppError>(Loaded {
+                choices,
+                page,
+                checkpoint,
+            })
         })
         .await
 }

@@ -242,6 +242,7 @@ pub struct AuditPage {
     nav: Option<Nav>,
     active: &'static str,
     summary: String,
+    integrity: String,
     exports: Vec<(&'static str, String)>,
     general_errors: Vec<String>,
     err: FieldErrors,
@@ -266,6 +267,25 @@ pub struct AuditPage {
 pub struct Loaded {
     pub choices: std::sync::Arc<FormChoices>,
     pub page: Option<(Page, MatchCount)>,
+    /// The latest signed checkpoint, if any.
+    pub checkpoint: Option<crate::db::checkpoints::CheckpointRow>,
+}
+
+/// The page's line on the log's integrity: the latest checkpoint's size,
+/// time and signer, or that there is none yet.
+fn integrity_line(checkpoint: Option<&crate::db::checkpoints::CheckpointRow>) -> String {
+    match checkpoint {
+        None => "No signed checkpoint yet".to_owned(),
+        Some(c) => {
+            let signers = crate::integrity::note::signers(&c.note).join(", ");
+            format!(
+                "Signed checkpoint: {} event{} at {} UTC, key {signers}",
+                thousands(c.size),
+                if c.size == 1 { "" } else { "s" },
+                c.created_at.format("%Y-%m-%d %H:%M:%S")
+            )
+        }
+    }
 }
 
 /// The page's address taken apart: the parameters as given (the form shows
@@ -438,6 +458,7 @@ impl AuditPage {
             nav: Some(nav),
             active: "audit",
             summary: listing.summary,
+            integrity: integrity_line(loaded.checkpoint.as_ref()),
             exports: export_links(&base),
             general_errors,
             has_errors,
