@@ -203,23 +203,25 @@ async fn make_checkpoints(
         let made = actix_web::web::block(move || {
             let mut conn = pool.get().map_err(DbError::from)?;
             let made = crate::integrity::checkpoint::make(&mut conn, &key)?;
-            if let (Some(row), Some(path)) = (&made, &copy) {
-                crate::integrity::checkpoint::append_to_log(path, &row.note).map_err(|e| {
-                    crate::integrity::checkpoint::CheckpointError::Broken(format!(
-                        "the checkpoint of size {} is stored but could not be copied to {}: {e}",
-                        row.size,
-                        path.display()
-                    ))
-                })?;
-            }
-            Ok::<_, crate::integrity::checkpoint::CheckpointError>(made)
+            // A checkpoint stored but not copied is still made: said apart.
+            let copied = match (&made, &copy) {
+                (Some(row), Some(path)) => {
+                    crate::integrity::checkpoint::append_to_log(path, &row.note)
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                }
+                _ => Ok(()),
+            };
+            Ok::<_, crate::integrity::checkpoint::CheckpointError>((made, copied))
         })
         .await;
         match made {
-            Ok(Ok(Some(row))) => {
-                tracing::info!(size = row.size, root = %row.root, "checkpoint signed")
+            Ok(Ok((Some(row), copied))) => {
+                tracing::info!(size = row.size, root = %row.root, "checkpoint signed");
+                if let Err(e) = copied {
+                    tracing::error!(size = row.size, error = %e, "the checkpoint is stored but could not be copied to the checkpoint log");
+                }
             }
-            Ok(Ok(None)) => {}
+            Ok(Ok((None, _))) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "no checkpoint made"),
             Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
         }

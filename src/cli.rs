@@ -376,13 +376,10 @@ fn verify_command(url: &DatabaseUrl, args: VerifyArgs) -> Result<ExitCode, CliEr
             .clone()
             .or_else(|| crate::config::default_signing_key(url))
         {
-            Some(path) if path.exists() => Some(
-                crate::integrity::checkpoint::load_or_create_key(
-                    &path,
-                    crate::integrity::checkpoint::KEY_NAME,
-                )?
-                .verifier(),
-            ),
+            // Read only: verify never makes a key.
+            Some(path) if path.exists() => {
+                Some(crate::integrity::checkpoint::load_key(&path)?.verifier())
+            }
             _ => None,
         },
     };

@@ -37,6 +37,18 @@ pub enum KeyFileError {
     Key { path: PathBuf, source: KeyError },
 }
 
+/// The signing key in `path` (it must exist).
+pub fn load_key(path: &Path) -> Result<SigningKey, KeyFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    SigningKey::parse(&text).map_err(|source| KeyFileError::Key {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// The signing key in `path`, or a new one named `name` written there
 /// (mode 0600, never overwriting a file that appeared meanwhile).
 pub fn load_or_create_key(path: &Path, name: &str) -> Result<SigningKey, KeyFileError> {
@@ -45,10 +57,7 @@ pub fn load_or_create_key(path: &Path, name: &str) -> Result<SigningKey, KeyFile
         source,
     };
     match std::fs::read_to_string(path) {
-        Ok(text) => SigningKey::parse(&text).map_err(|source| KeyFileError::Key {
-            path: path.to_owned(),
-            source,
-        }),
+        Ok(_) => load_key(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SigningKey::generate(name).map_err(|source| KeyFileError::Key {
                 path: path.to_owned(),

@@ -23,16 +23,20 @@ impl TestApp {
         .to_owned()
     }
 
-    /// POSTs a JSON body to the ingest endpoint.
-    pub async fn ingest(&self, token: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .client
+    /// POSTs a JSON body to the ingest endpoint; the whole response.
+    pub async fn post_events(&self, token: &str, body: &Value) -> reqwest::Response {
+        self.client
             .post(self.url("/api/v1/audit-logs"))
             .bearer_auth(token)
             .json(body)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// POSTs a JSON body to the ingest endpoint.
+    pub async fn ingest(&self, token: &str, body: &Value) -> (u16, Value) {
+        let r = self.post_events(token, body).await;
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }

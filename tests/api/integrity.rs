@@ -330,7 +330,7 @@ async fn app_with_checkpoints(
     if backend == Backend::Postgres {
         // Made once beforehand (`auditdesk key public --signing-key FILE`):
         // instances on PostgreSQL never make their own.
-        auditdesk::integrity::checkpoint::load_or_create_key(&key, "auditdesk").unwrap();
+        signer(&key);
     }
     let (k, c) = (key.clone(), copies.clone());
     let app = TestApp::spawn_with(backend, move |config| {
@@ -354,7 +354,7 @@ async fn app_with_one_checkpoint(
     let token = app.token(Scope::Ingest);
     let batch: Vec<_> = (0..30).map(event).collect();
     assert_eq!(app.ingest(&token, &json!(batch)).await.0, 201);
-    let signer = auditdesk::integrity::checkpoint::load_or_create_key(&key, "auditdesk").unwrap();
+    let signer = signer(&key);
     let row = auditdesk::integrity::checkpoint::make(&mut app.conn(), &signer)
         .unwrap()
         .expect("the log grew");
@@ -374,6 +374,26 @@ async fn checkpointed(app: &TestApp) -> i64 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("no checkpoint covered the log within 10 s");
+}
+
+/// The signing key in `key`, made if missing, as the server makes it.
+fn signer(key: &std::path::Path) -> auditdesk::integrity::note::SigningKey {
+    auditdesk::integrity::checkpoint::load_or_create_key(key, "auditdesk").unwrap()
+}
+
+/// `auditdesk key public --signing-key KEY`: the verifier key it prints.
+fn public_key(app: &TestApp, key: &std::path::Path) -> String {
+    let out = auditdesk(
+        &app.db,
+        &["key", "public", "--signing-key", key.to_str().unwrap()],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// `auditdesk verify` with the key and the copies.
@@ -405,13 +425,7 @@ async fn checkpoints_sign_the_log_and_verify_checks_them(backend: Backend) {
     assert!(size > first);
 
     // The key's public half, as a verifier elsewhere gets it.
-    let public = auditdesk(
-        &app.db,
-        &["key", "public", "--signing-key", key.to_str().unwrap()],
-        "",
-    );
-    assert!(public.status.success());
-    let public = String::from_utf8(public.stdout).unwrap();
+    let public = public_key(&app, &key);
     let parsed = auditdesk::integrity::note::VerifierKey::parse(&public).unwrap();
     assert!(public.starts_with("auditdesk+"), "{public}");
 
@@ -494,15 +508,7 @@ async fn rewritten_or_cut_checkpoints_are_caught(backend: Backend) {
     let Some((app, key, copies, size)) = app_with_one_checkpoint(backend, dir.path()).await else {
         return;
     };
-    let public = String::from_utf8(
-        auditdesk(
-            &app.db,
-            &["key", "public", "--signing-key", key.to_str().unwrap()],
-            "",
-        )
-        .stdout,
-    )
-    .unwrap();
+    let public = public_key(&app, &key);
 
     // Re-signed with another key (a rewritten history would need one): the
     // pinned key refuses it.
@@ -577,7 +583,7 @@ async fn under_checkpoints_a_change_or_a_gap_is_named_once(backend: Backend) {
     let token = app.token(Scope::Ingest);
     let batch: Vec<_> = (100..110).map(event).collect();
     assert_eq!(app.ingest(&token, &json!(batch)).await.0, 201);
-    let signer = auditdesk::integrity::checkpoint::load_or_create_key(&key, "auditdesk").unwrap();
+    let signer = signer(&key);
     auditdesk::integrity::checkpoint::make(&mut app.conn(), &signer)
         .unwrap()
         .expect("the log grew");
@@ -706,15 +712,7 @@ async fn a_proof_from_the_api_checks_out_without_auditdesk(backend: Backend) {
     let line = String::from_utf8(out.stdout).unwrap();
     assert_eq!(line.lines().count(), 1, "{line}");
 
-    let public = String::from_utf8(
-        auditdesk(
-            &app.db,
-            &["key", "public", "--signing-key", key.to_str().unwrap()],
-            "",
-        )
-        .stdout,
-    )
-    .unwrap();
+    let public = public_key(&app, &key);
     let (code, said) = check_proof(dir.path(), &line, &proof, Some(&public));
     assert_eq!(code, 0, "{said}");
     assert!(

@@ -49,14 +49,7 @@ fn event(n: u32) -> Value {
 
 /// POSTs events; the status, the `Retry-After` header and the body.
 async fn send(app: &TestApp, token: &str, body: &Value) -> (u16, Option<String>, Value) {
-    let r = app
-        .client
-        .post(app.url("/api/v1/audit-logs"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_events(token, body).await;
     let status = r.status().as_u16();
     let retry = r
         .headers()
