@@ -187,7 +187,8 @@ impl Application {
 }
 
 /// Every `every`, while the server runs: a checkpoint of the log if it grew,
-/// appended to `copy` too when given.
+/// appended to `copy` too when given, then the background check of the
+/// positions added since the last check (`integrity::watch`).
 async fn make_checkpoints(
     pool: Pool,
     key: std::sync::Arc<crate::integrity::note::SigningKey>,
@@ -197,11 +198,12 @@ async fn make_checkpoints(
     // The first one interval after the start, like every other.
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let verifier = std::sync::Arc::new(key.verifier());
     loop {
         ticks.tick().await;
-        let (pool, key, copy) = (pool.clone(), key.clone(), copy.clone());
+        let (signer, key, copy) = (pool.clone(), key.clone(), copy.clone());
         let made = actix_web::web::block(move || {
-            let mut conn = pool.get().map_err(DbError::from)?;
+            let mut conn = signer.get().map_err(DbError::from)?;
             let made = crate::integrity::checkpoint::make(&mut conn, &key)?;
             // A checkpoint stored but not copied is still made: said apart.
             let copied = match (&made, &copy) {
@@ -224,6 +226,28 @@ async fn make_checkpoints(
             Ok(Ok((None, _))) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "no checkpoint made"),
             Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
+        }
+        let (checker, verifier) = (pool.clone(), verifier.clone());
+        let checked = actix_web::web::block(move || {
+            let mut conn = checker.get().map_err(DbError::from)?;
+            crate::integrity::watch::check_new(&mut conn, Some(&verifier), every)
+        })
+        .await;
+        match checked {
+            Ok(Ok(outcome)) if outcome.problems.is_empty() => {
+                tracing::debug!(
+                    from = outcome.from,
+                    to = outcome.to,
+                    "the new part of the log verifies"
+                );
+            }
+            Ok(Ok(outcome)) => {
+                for problem in &outcome.problems {
+                    tracing::error!(problem = %problem, "the log failed its integrity check");
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "the log could not be checked"),
+            Err(e) => tracing::error!(error = %e, "the log check task failed"),
         }
     }
 }

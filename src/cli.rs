@@ -81,6 +81,10 @@ pub struct VerifyArgs {
     /// The signing key's file (default on SQLite: `<database file>.signing-key`).
     #[arg(long, env = "AUDITDESK_SIGNING_KEY", value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
+    /// The server's checkpoint interval, in seconds: an event received more
+    /// than two intervals ago must be in a checkpoint.
+    #[arg(long, env = "AUDITDESK_CHECKPOINT_INTERVAL", value_name = "SECONDS", default_value_t = crate::config::defaults::CHECKPOINT_INTERVAL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub checkpoint_interval: u64,
 }
 
 /// `key ...` commands.
@@ -411,7 +415,11 @@ fn verify_command(url: &DatabaseUrl, args: VerifyArgs) -> Result<ExitCode, CliEr
         key: key.as_ref(),
         copies: copies.as_deref(),
     };
-    let report = crate::integrity::verify::verify(conn, &check, |read| {
+    let covered_before = crate::integrity::verify::must_be_covered_before(
+        chrono::Utc::now().naive_utc(),
+        std::time::Duration::from_secs(args.checkpoint_interval),
+    );
+    let report = crate::integrity::verify::verify(conn, &check, covered_before, |read| {
         if on_terminal {
             let rate = read as f64 / started.elapsed().as_secs_f64().max(0.001);
             eprint!("\r{read} events checked ({rate:.0}/s)   ");

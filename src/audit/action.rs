@@ -1,5 +1,5 @@
 //! The actions an event can record: the seed's fourteen, in their documented
-//! meaning, and Auditdesk's own `logout` and `export`.
+//! meaning, and Auditdesk's own `logout`, `export` and `verify`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,11 +23,12 @@ pub enum Action {
     Write,
     Logout,
     Export,
+    Verify,
 }
 
 impl Action {
     /// Every action, in the order the Action dropdown lists them.
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 17] = [
         Action::AutoOff,
         Action::AutoStart,
         Action::Connect,
@@ -42,6 +43,7 @@ impl Action {
         Action::Ssh,
         Action::Stop,
         Action::Uncordon,
+        Action::Verify,
         Action::View,
         Action::Write,
     ];
@@ -65,6 +67,7 @@ impl Action {
             Action::Write => "write",
             Action::Logout => "logout",
             Action::Export => "export",
+            Action::Verify => "verify",
         }
     }
 
@@ -99,6 +102,9 @@ impl Action {
             }
             Action::Logout => "A user logged out of Auditdesk",
             Action::Export => "A user exported audit events from Auditdesk",
+            Action::Verify => {
+                "Auditdesk checked the log's integrity (a failure carries a 4xx status code and what failed in its diff)"
+            }
         }
     }
 }

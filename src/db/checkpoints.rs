@@ -38,6 +38,16 @@ pub fn all(conn: &mut DbConn) -> Result<Vec<CheckpointRow>, DbError> {
         .load(conn.backend())?)
 }
 
+/// The checkpoints of sizes above `above` and up to `up_to`, smallest first.
+pub fn between(conn: &mut DbConn, above: i64, up_to: i64) -> Result<Vec<CheckpointRow>, DbError> {
+    Ok(checkpoints::table
+        .filter(checkpoints::size.gt(above))
+        .filter(checkpoints::size.le(up_to))
+        .order(checkpoints::size.asc())
+        .select(CheckpointRow::as_select())
+        .load(conn.backend())?)
+}
+
 /// Stores a checkpoint (in the caller's write transaction).
 pub fn insert(conn: &mut DbConn, row: &CheckpointRow) -> Result<(), DbError> {
     diesel::insert_into(checkpoints::table)

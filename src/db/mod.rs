@@ -19,6 +19,7 @@ pub mod checkpoints;
 pub mod event_writer;
 pub mod events;
 pub mod log;
+pub mod log_checks;
 pub mod login_failures;
 pub mod schema;
 pub mod sessions;

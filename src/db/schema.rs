@@ -63,6 +63,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    log_checks (id) {
+        id -> Int4,
+        verified_size -> Int8,
+        frontier -> Text,
+        checked_at -> Nullable<Timestamp>,
+        problems -> Text,
+    }
+}
+
+diesel::table! {
     log_entries (position) {
         position -> Int8,
         event_id -> Int8,
@@ -141,6 +151,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     checkpoints,
     events,
+    log_checks,
     log_entries,
     log_state,
     login_failures,

@@ -9,3 +9,4 @@ pub mod note;
 pub mod proof;
 pub mod seal;
 pub mod verify;
+pub mod watch;

@@ -15,9 +15,9 @@ use serde_json::json;
 use crate::cli::auditdesk;
 use crate::helpers::{Backend, TestApp, new_event};
 
-const PW: &str = "correct horse battery";
+pub(crate) const PW: &str = "correct horse battery";
 
-fn event(n: usize) -> serde_json::Value {
+pub(crate) fn event(n: usize) -> serde_json::Value {
     json!({
         "id": format!("30000000-0000-4000-8000-{n:012}"),
         "time": "2026-03-01T12:00:00.250Z",
@@ -28,7 +28,7 @@ fn event(n: usize) -> serde_json::Value {
     })
 }
 
-fn uuid(n: usize) -> String {
+pub(crate) fn uuid(n: usize) -> String {
     format!("30000000-0000-4000-8000-{n:012}")
 }
 
@@ -56,7 +56,11 @@ async fn app_with_a_log(backend: Backend) -> Option<TestApp> {
     app.add_user("ann", Role::Auditor, PW);
     assert_eq!(app.login("ann", PW).await.status(), 303);
     let out = auditdesk(&app.db, &["token", "create", "--name", "ci"], "");
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let direct =
         new_event(r#"{"user":{"username":"importer"},"action":"create","resource_type":"image"}"#);
     store::store_batch(&mut app.conn(), &[direct], OnConflict::SkipEvent).unwrap();
@@ -98,7 +102,7 @@ async fn every_stored_event_has_one_position_in_order_and_verify_agrees(backend:
 
 /// SQL a person with database access runs, per backend, in one session:
 /// the append-only triggers (and foreign keys) are theirs to switch off.
-fn tamper(app: &TestApp, sqlite: &str, postgres: &str) {
+pub(crate) fn tamper(app: &TestApp, sqlite: &str, postgres: &str) {
     let mut conn = app.conn();
     let sql = match &app.db.url {
         DatabaseUrl::Sqlite(_) => format!(
@@ -116,7 +120,7 @@ fn tamper(app: &TestApp, sqlite: &str, postgres: &str) {
     conn.batch_execute(&sql).expect("the tampering SQL runs");
 }
 
-fn position_of(app: &TestApp, n: usize) -> i64 {
+pub(crate) fn position_of(app: &TestApp, n: usize) -> i64 {
     let event = db::events::find_by_uuid(&mut app.conn(), &uuid(n))
         .unwrap()
         .unwrap();
@@ -321,7 +325,7 @@ async fn concurrent_senders_get_contiguous_positions() {
 
 /// An app that signs a checkpoint every `every` with a key in the test's
 /// directory and copies each to a checkpoint log; the key file and the log.
-async fn app_with_checkpoints(
+pub(crate) async fn app_with_checkpoints(
     backend: Backend,
     dir: &std::path::Path,
     every: std::time::Duration,
@@ -377,7 +381,7 @@ async fn checkpointed(app: &TestApp) -> i64 {
 }
 
 /// The signing key in `key`, made if missing, as the server makes it.
-fn signer(key: &std::path::Path) -> auditdesk::integrity::note::SigningKey {
+pub(crate) fn signer(key: &std::path::Path) -> auditdesk::integrity::note::SigningKey {
     auditdesk::integrity::checkpoint::load_or_create_key(key, "auditdesk").unwrap()
 }
 
@@ -397,7 +401,7 @@ fn public_key(app: &TestApp, key: &std::path::Path) -> String {
 }
 
 /// `auditdesk verify` with the key and the copies.
-fn verify_with(app: &TestApp, key: &std::path::Path, extra: &[&str]) -> (i32, String) {
+pub(crate) fn verify_with(app: &TestApp, key: &std::path::Path, extra: &[&str]) -> (i32, String) {
     let key = key.to_str().unwrap();
     let mut args = vec!["verify", "--signing-key", key];
     args.extend_from_slice(extra);
@@ -646,7 +650,7 @@ async fn on_postgresql_a_missing_signing_key_stops_the_start() {
 }
 
 /// GETs an API path with a token: the status and the body.
-async fn api_get(app: &TestApp, token: &str, path: &str) -> (u16, String) {
+pub(crate) async fn api_get(app: &TestApp, token: &str, path: &str) -> (u16, String) {
     let r = app
         .client
         .get(app.url(path))

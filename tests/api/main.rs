@@ -23,6 +23,7 @@ mod helpers;
 mod http_rules;
 mod ingest;
 mod integrity;
+mod log_check;
 mod outage;
 mod relay;
 mod request_id;
@@ -48,6 +49,7 @@ fn main() {
         http_rules::cases(),
         ingest::cases(),
         integrity::cases(),
+        log_check::cases(),
         outage::cases(),
         request_id::cases(),
         search_bar::cases(),

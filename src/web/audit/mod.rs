@@ -183,10 +183,12 @@ async fn load(state: &AppState, query: Option<AuditQuery>) -> Result<Loaded, App
                 None => None,
             };
             let checkpoint = crate::db::checkpoints::latest(conn)?;
+            let check = crate::db::log_checks::read(conn)?;
             Ok::<_, AppError>(Loaded {
                 choices,
                 page,
                 checkpoint,
+                check,
             })
         })
         .await

@@ -243,6 +243,9 @@ pub struct AuditPage {
     active: &'static str,
     summary: String,
     integrity: String,
+    verification: String,
+    /// The last background check's problems, when it failed: a banner.
+    integrity_failure: Option<IntegrityFailure>,
     exports: Vec<(&'static str, String)>,
     general_errors: Vec<String>,
     err: FieldErrors,
@@ -269,6 +272,53 @@ pub struct Loaded {
     pub page: Option<(Page, MatchCount)>,
     /// The latest signed checkpoint, if any.
     pub checkpoint: Option<crate::db::checkpoints::CheckpointRow>,
+    /// The server's last background check of the log.
+    pub check: crate::db::log_checks::LogCheck,
+}
+
+/// A failed check of the log, as the banner shows it.
+pub struct IntegrityFailure {
+    checked_at: String,
+    /// The first problems found.
+    problems: Vec<String>,
+    /// How many more there are.
+    more: usize,
+}
+
+/// Problems the banner lists; the rest are counted.
+const BANNER_PROBLEMS: usize = 5;
+
+/// The page's line on the last background check, and the banner when it
+/// failed.
+fn verification(check: &crate::db::log_checks::LogCheck) -> (String, Option<IntegrityFailure>) {
+    let Some(at) = check.checked_at else {
+        return ("Not verified yet".to_owned(), None);
+    };
+    let at = at.format("%Y-%m-%d %H:%M:%S").to_string();
+    if check.problems.is_empty() {
+        let n = check.verified_size;
+        return (
+            format!(
+                "Verified: {} event{}, checked {at} UTC",
+                thousands(n),
+                if n == 1 { "" } else { "s" }
+            ),
+            None,
+        );
+    }
+    let all: Vec<&str> = check.problems.lines().collect();
+    (
+        format!("Verification failed {at} UTC"),
+        Some(IntegrityFailure {
+            checked_at: at,
+            problems: all
+                .iter()
+                .take(BANNER_PROBLEMS)
+                .map(|p| (*p).to_owned())
+                .collect(),
+            more: all.len().saturating_sub(BANNER_PROBLEMS),
+        }),
+    )
 }
 
 /// The page's line on the log's integrity: the latest checkpoint's size,
@@ -454,11 +504,14 @@ impl AuditPage {
             _ => Listing::none(),
         };
         let date_or_text = |s: &str| if is_plain_date(s) { "date" } else { "text" };
+        let (verification, integrity_failure) = verification(&loaded.check);
         Self {
             nav: Some(nav),
             active: "audit",
             summary: listing.summary,
             integrity: integrity_line(loaded.checkpoint.as_ref()),
+            verification,
+            integrity_failure,
             exports: export_links(&base),
             general_errors,
             has_errors,

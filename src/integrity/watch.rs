@@ -1,0 +1,225 @@
+//! The server's background check of the log. Every checkpoint interval the
+//! positions added since the last check are read: each is compared with its
+//! recorded leaf hash, the tree, extended from the stored right edge, is
+//! compared with every checkpoint signed meanwhile (signature and root), and
+//! an event received more than two intervals ago must be in a checkpoint.
+//! The cost is the new positions only; older ones are `auditdesk verify`'s.
+//!
+//! A result is stored for Manage > Audit, which shows a failure to every
+//! reader. A failed check does not move on, so the next one looks again; a
+//! new finding, and a pass after a failure, are recorded as our own `verify`
+//! event.
+
+use chrono::Utc;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::audit::event::{FieldChange, truncate_to_micros};
+use crate::audit::{Action, Actor, Diff, Event};
+use crate::db::log_checks::LogCheck;
+use crate::db::{self, DbConn, DbError, write_transaction};
+
+use super::checkpoint::parse_hash;
+use super::merkle::Frontier;
+use super::note::VerifierKey;
+use super::verify::{Checks, Report, Walk, expected_heads, must_be_covered_before};
+
+/// Problems a `verify` event lists; more are counted.
+const RECORDED_PROBLEMS: usize = 20;
+
+/// What one check did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The positions read: `from..to`.
+    pub from: u64,
+    pub to: u64,
+    /// What was found wrong; empty when the check passed.
+    pub problems: Vec<String>,
+    /// Whether this check's result was stored (another instance's check
+    /// that ended meanwhile stands instead).
+    pub stored: bool,
+    /// Whether a `verify` event was recorded.
+    pub recorded: bool,
+}
+
+/// Checks the positions added since the last check, stores the result and
+/// records a `verify` event when the finding changed. `key` checks the new
+/// checkpoints' signatures; `interval` is the checkpoint interval.
+pub fn check_new(
+    conn: &mut DbConn,
+    key: Option<&VerifierKey>,
+    interval: std::time::Duration,
+) -> Result<Outcome, DbError> {
+    let now = Utc::now().naive_utc();
+    let last = db::log_checks::read(conn)?;
+    let tree = match frontier_of(&last) {
+        Some(tree) => tree,
+        None => {
+            tracing::warn!(
+                verified_size = last.verified_size,
+                "the background check's stored tree edge is unreadable: checking the log from position 0"
+            );
+            Frontier::default()
+        }
+    };
+    let from = tree.size();
+    let to = db::log::next_position(conn)?;
+    let mut report = Report::new();
+    if u64::try_from(to).is_ok_and(|to| to < from) {
+        report.problem(format!(
+            "the log has {to} positions, fewer than the {from} found at the last check: it was cut short"
+        ));
+    } else {
+        let covered = db::checkpoints::latest(conn)?.map_or(0, |c| c.size);
+        let signed = db::checkpoints::between(conn, as_i64(from), to)?;
+        let checks = Checks { key, copies: None };
+        let heads = expected_heads(&signed, &checks, &mut report);
+        let mut walk = Walk::new(
+            tree,
+            &heads,
+            u64::try_from(covered).unwrap_or(0),
+            must_be_covered_before(now, interval),
+        );
+        walk.read(conn, Some(to), &mut report, |_| {})?;
+        let tree = walk.finish(&mut report);
+        report.size = tree.size();
+        if report.problems.is_empty() {
+            let check = LogCheck {
+                verified_size: as_i64(tree.size()),
+                frontier: tree
+                    .subtrees()
+                    .iter()
+                    .map(hex::encode)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                checked_at: Some(now),
+                problems: String::new(),
+            };
+            return store(conn, &last, check, from, tree.size(), Vec::new());
+        }
+    }
+    if report.more_problems > 0 {
+        report
+            .problems
+            .push(format!("... and {} more problems", report.more_problems));
+    }
+    let check = LogCheck {
+        checked_at: Some(now),
+        problems: report.problems.join("\n"),
+        ..last.clone()
+    };
+    let to = u64::try_from(to).unwrap_or(0);
+    store(conn, &last, check, from, to, report.problems)
+}
+
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The tree's right edge as the last check stored it.
+fn frontier_of(check: &LogCheck) -> Option<Frontier> {
+    let subtrees = check
+        .frontier
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(parse_hash)
+        .collect::<Option<Vec<_>>>()?;
+    Frontier::from_parts(u64::try_from(check.verified_size).ok()?, subtrees)
+}
+
+/// Stores `check` unless another check ended since `last` was read, and
+/// records a `verify` event when what is found wrong changed.
+fn store(
+    conn: &mut DbConn,
+    last: &LogCheck,
+    check: LogCheck,
+    from: u64,
+    to: u64,
+    problems: Vec<String>,
+) -> Result<Outcome, DbError> {
+    write_transaction(conn, |conn| {
+        let current = db::log_checks::read_for_update(conn)?;
+        let mut outcome = Outcome {
+            from,
+            to,
+            problems,
+            stored: false,
+            recorded: false,
+        };
+        if current.checked_at != last.checked_at {
+            return Ok(outcome);
+        }
+        db::log_checks::write(conn, &check)?;
+        outcome.stored = true;
+        if check.problems != current.problems {
+            crate::audit::store::record(conn, verify_event(&current, &outcome))?;
+            outcome.recorded = true;
+        }
+        Ok(outcome)
+    })
+}
+
+/// Our own `verify` event: a failure (409) with each problem in its diff, or
+/// a pass after a failure (200).
+fn verify_event(before: &LogCheck, outcome: &Outcome) -> Event {
+    let text = |s: &str| Some(Value::String(s.to_owned()));
+    let result = |failed: bool| if failed { "failed" } else { "verified" };
+    let mut diff = Diff::new();
+    diff.insert(
+        "result".into(),
+        FieldChange::values(
+            before
+                .checked_at
+                .map(|_| Value::String(result(!before.problems.is_empty()).into())),
+            text(result(!outcome.problems.is_empty())),
+        ),
+    );
+    diff.insert(
+        "checked".into(),
+        FieldChange::values(None, text(&checked_range(outcome.from, outcome.to))),
+    );
+    for (i, problem) in outcome.problems.iter().take(RECORDED_PROBLEMS).enumerate() {
+        diff.insert(
+            format!("problem {}", i + 1),
+            FieldChange::values(None, text(problem)),
+        );
+    }
+    if outcome.problems.len() > RECORDED_PROBLEMS {
+        diff.insert(
+            "more problems".into(),
+            FieldChange::values(
+                None,
+                Some(Value::from(outcome.problems.len() - RECORDED_PROBLEMS)),
+            ),
+        );
+    }
+    Event {
+        id: Uuid::new_v4(),
+        time: truncate_to_micros(Utc::now()),
+        user: Actor {
+            username: "auditdesk".into(),
+            email: String::new(),
+        },
+        action: Action::Verify,
+        resource_type: "audit_log".into(),
+        resource_id: "log".into(),
+        resource_target: "Audit log".into(),
+        diff,
+        ip: String::new(),
+        user_agent: "auditdesk background check".into(),
+        status_code: if outcome.problems.is_empty() {
+            200
+        } else {
+            409
+        },
+        request_id: Uuid::new_v4().to_string(),
+    }
+}
+
+/// "positions 120 to 339", or that there were none new.
+pub fn checked_range(from: u64, to: u64) -> String {
+    match to.checked_sub(1) {
+        Some(last) if last >= from => format!("positions {from} to {last}"),
+        _ => format!("no new positions (log size {to})"),
+    }
+}
