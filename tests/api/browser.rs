@@ -114,15 +114,7 @@ async fn screenshots() {
     )
     .unwrap();
     // The log signed, as the server's checkpointer would a minute after start.
-    let auditdesk::db::DatabaseUrl::Sqlite(db_file) = &app.db.url else {
-        unreachable!("an SQLite test app")
-    };
-    let key = auditdesk::integrity::checkpoint::load_or_create_key(
-        &std::path::PathBuf::from(format!("{}.signing-key", db_file.display())),
-        "auditdesk",
-    )
-    .unwrap();
-    auditdesk::integrity::checkpoint::make(&mut app.conn(), &key).unwrap();
+    let key = sign_and_check(&app);
     browser.goto(&app.url("/login")).await;
     shoot("login".into()).await;
     browser.type_into("#username", "root").await;
@@ -137,6 +129,11 @@ async fn screenshots() {
     browser.click("button[type=submit]").await;
     browser.wait_for_url("/manage/audit").await;
     shoot("audit".into()).await;
+    check(&app, &key);
+    change_a_new_event(&app);
+    check(&app, &key);
+    browser.refresh().await;
+    shoot("audit-integrity-failed".into()).await;
     browser.goto(&app.url("/manage/users")).await;
     shoot("users".into()).await;
     browser.type_into("#token-name", "platform-ingest").await;
@@ -171,6 +168,98 @@ async fn screenshots() {
     browser.type_into("#password", PW).await;
     browser.click("button[type=submit]").await;
     shoot("403".into()).await;
+}
+
+/// The demo's log signed with the SQLite default key and checked, as the
+/// server's checkpointer and check do every interval; the key.
+fn sign_and_check(app: &TestApp) -> auditdesk::integrity::note::SigningKey {
+    let auditdesk::db::DatabaseUrl::Sqlite(db_file) = &app.db.url else {
+        unreachable!("an SQLite test app")
+    };
+    let key = auditdesk::integrity::checkpoint::load_or_create_key(
+        &std::path::PathBuf::from(format!("{}.signing-key", db_file.display())),
+        "auditdesk",
+    )
+    .unwrap();
+    auditdesk::integrity::checkpoint::make(&mut app.conn(), &key).unwrap();
+    check(app, &key);
+    key
+}
+
+fn check(app: &TestApp, key: &auditdesk::integrity::note::SigningKey) -> Vec<String> {
+    auditdesk::integrity::watch::check_new(
+        &mut app.conn(),
+        Some(&key.verifier()),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap()
+    .problems
+}
+
+/// A new event stored, then changed behind Auditdesk's back, as someone
+/// with the database's file could (the check reads only what is new).
+fn change_a_new_event(app: &TestApp) {
+    let event = crate::helpers::new_event(
+        r#"{"user":{"username":"bob"},"action":"delete","resource_type":"workspace","resource_target":"prod-db"}"#,
+    );
+    auditdesk::audit::store::store_batch(
+        &mut app.conn(),
+        &[event],
+        auditdesk::db::events::OnConflict::RefuseBatch,
+    )
+    .unwrap();
+    let sql = "UPDATE events SET actor_username = 'nobody' WHERE id = (SELECT MAX(id) FROM events WHERE action = 'delete');";
+    crate::integrity::tamper(app, sql, sql);
+}
+
+async fn a_failed_check_is_a_red_banner_above_the_filters() {
+    let Some(browser) = Browser::start("the browser integrity banner test").await else {
+        return;
+    };
+    let app = demo_app_as_auditor(&browser).await;
+    let key = sign_and_check(&app);
+    browser.refresh().await;
+    let line = browser.property("#verification", "textContent").await;
+    assert!(line.starts_with("Verified: "), "{line}");
+    assert!(!browser.source().await.contains("integrity-alert"));
+
+    change_a_new_event(&app);
+    let problems = check(&app, &key);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    browser.refresh().await;
+    let banner = browser.property("#integrity-alert", "innerText").await;
+    assert!(
+        banner.starts_with("The log failed its integrity check at ")
+            && banner.contains(&problems[0])
+            && banner.contains("auditdesk verify"),
+        "{banner}"
+    );
+    let border = browser
+        .css_value("#integrity-alert", "border-top-color")
+        .await;
+    let rgb: Vec<u32> = border
+        .trim_start_matches("rgba(")
+        .trim_start_matches("rgb(")
+        .split([',', ')'])
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    assert!(
+        rgb.len() >= 3 && rgb[0] > 150 && rgb[1] < 100 && rgb[2] < 100,
+        "a red banner: {border}"
+    );
+    let banner_top: f64 = browser
+        .property("#integrity-alert", "offsetTop")
+        .await
+        .parse()
+        .unwrap();
+    let filters_top: f64 = browser
+        .property("#filters", "offsetTop")
+        .await
+        .parse()
+        .unwrap();
+    assert!(banner_top < filters_top, "above the filters");
+    let line = browser.property("#verification", "textContent").await;
+    assert!(line.starts_with("Verification failed "), "{line}");
 }
 
 /// The action and user of every row on the page, top to bottom.
@@ -474,6 +563,7 @@ async fn a_hostile_target_is_one_row_with_its_cells_in_order_and_visible_markers
 
 crate::cases! {
     one(Browser) => [
+        a_failed_check_is_a_red_banner_above_the_filters,
         a_person_sets_up_logs_out_logs_in_and_back_does_not_reveal_the_log,
         a_member_sees_a_readable_forbidden_page,
         filters_change_the_url_and_rows_and_survive_reload_back_and_forward,

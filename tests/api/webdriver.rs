@@ -257,6 +257,20 @@ impl Browser {
         }
     }
 
+    /// The computed value of a CSS property of the element matching `css`
+    /// (e.g. `background-color`, as `rgba(r, g, b, a)`).
+    pub async fn css_value(&self, css: &str, name: &str) -> String {
+        let id = self.element(css).await;
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/element/{id}/css/{name}"),
+                None,
+            )
+            .await;
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
     /// Presses the browser's Back button.
     pub async fn back(&self) {
         self.call(reqwest::Method::POST, "/back", Some(json!({})))
