@@ -519,8 +519,17 @@ pub fn prepare_bulk_load(conn: &mut DbConn) -> Result<(), DbError> {
 
 /// Brings the schema up to date; returns the versions applied.
 pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
+    /// The advisory lock's key: "ADMIGR" in ASCII.
+    const KEY: i64 = 0x0000_4144_4D49_4752;
     let applied = match conn.backend() {
-        AnyConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions),
+        // Instances started together would each apply the same migration:
+        // one at a time, the others then find nothing pending.
+        AnyConnection::Postgres(c) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({KEY})")).execute(c)?;
+            let applied = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions);
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({KEY})")).execute(c)?;
+            applied
+        }
         AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
     };
     let applied = applied.map_err(|e| DbError::Migration(e.to_string()))?;

@@ -30,7 +30,7 @@ fn single_event(client_no: usize, n: usize) -> (String, Value) {
 }
 
 /// An ingest token made directly in the (migrated) database.
-fn ingest_token(db: &TestDb, name: &str) -> String {
+pub(crate) fn ingest_token(db: &TestDb, name: &str) -> String {
     tokens::create(
         &mut db.connect(),
         name,

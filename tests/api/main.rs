@@ -22,6 +22,7 @@ mod health;
 mod helpers;
 mod http_rules;
 mod ingest;
+mod instances;
 mod integrity;
 mod log_check;
 mod outage;
@@ -47,6 +48,7 @@ fn main() {
         free_text::cases(),
         health::cases(),
         http_rules::cases(),
+        instances::cases(),
         ingest::cases(),
         integrity::cases(),
         log_check::cases(),
