@@ -251,6 +251,14 @@ PRAGMA journal_size_limit = 536870912;";
 /// Set on every PostgreSQL connection (see [`Manager::connect`]).
 const POSTGRES_SETTINGS: &str = "SET plan_cache_mode = force_custom_plan;";
 
+/// Set on every pooled PostgreSQL connection: a pooled transaction never
+/// waits on anything but the database, so one left idle for 30 s belongs to a
+/// process that froze (stopped, swapped out, hung); PostgreSQL then ends its
+/// session, and the locks it held, such as the log's next position that every
+/// ingest waits for, are free again. An export's own connection
+/// ([`Database::connect_one`]) waits on its reader, and is not given this.
+const POOLED_POSTGRES_SETTINGS: &str = "SET idle_in_transaction_session_timeout = '30s';";
+
 /// Where the data lives, parsed from `--database-url` / `DATABASE_URL`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
@@ -476,7 +484,11 @@ impl r2d2::ManageConnection for Manager {
     type Error = DbError;
 
     fn connect(&self) -> Result<DbConn, DbError> {
-        self.database.connect_one()
+        let mut conn = self.database.connect_one()?;
+        if let AnyConnection::Postgres(c) = &mut conn.conn {
+            c.batch_execute(POOLED_POSTGRES_SETTINGS)?;
+        }
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {

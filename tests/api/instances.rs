@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use auditdesk::db;
+use diesel::connection::SimpleConnection;
 use serde_json::json;
 
 use crate::cli::{Served, auditdesk, serve_logged};
@@ -175,8 +176,37 @@ async fn three_instances_seal_every_acknowledged_event_once() {
     }
 }
 
+/// A process that froze inside a transaction holding the log's next
+/// position (every ingest waits for it) is cut off by PostgreSQL after 30 s
+/// idle, and ingest goes on.
+async fn a_frozen_sealer_holds_up_ingest_for_at_most_thirty_seconds() {
+    let Some(app) = crate::helpers::TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let token = app.token(auditdesk::auth::tokens::Scope::Ingest);
+    // Another instance's pooled connection, frozen with the lock held.
+    let pool = db::Database::new(app.db.url.clone()).pool().unwrap();
+    let mut frozen = pool.get().unwrap();
+    frozen
+        .batch_execute("BEGIN; SELECT next_position FROM log_state FOR UPDATE;")
+        .unwrap();
+    let started = Instant::now();
+    let (status, body) = app.ingest(&token, &event(1)).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        waited >= Duration::from_secs(25) && waited < Duration::from_secs(60),
+        "stored once the frozen session was ended: {waited:?}"
+    );
+    assert!(
+        frozen.batch_execute("SELECT 1").is_err(),
+        "PostgreSQL ended the frozen session"
+    );
+}
+
 crate::cases! {
     one(Postgres) => [
         three_instances_seal_every_acknowledged_event_once,
+        a_frozen_sealer_holds_up_ingest_for_at_most_thirty_seconds,
     ];
 }
