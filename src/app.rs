@@ -68,6 +68,17 @@ impl Application {
         let pool = database.pool()?;
         crate::audit::store::fill_search_docs(&mut *pool.get().map_err(DbError::from)?)?;
         crate::integrity::seal::seal_earlier_events(&mut *pool.get().map_err(DbError::from)?)?;
+        // Proofs of a log signed before subtree heads were kept: read from the
+        // leaves until this is done, so a failure here is logged, not fatal.
+        match crate::integrity::checkpoint::store_missing_subtrees(
+            &mut *pool.get().map_err(DbError::from)?,
+        ) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(heads = n, "subtree heads of the signed log stored"),
+            Err(e) => {
+                tracing::error!(error = %e, "the signed log's subtree heads could not be stored")
+            }
+        }
         let signing_key = match config.signing_key_path() {
             // Several instances making a key each would sign with different keys.
             Some(path) if config.database_url.is_postgres() && !path.exists() => {
@@ -181,8 +192,45 @@ impl Application {
         purge.abort();
         if let Some(task) = checkpoints {
             task.abort();
+            // The events of the last interval signed too: a log checked
+            // after the server stopped is covered to its end.
+            if let Some(key) = self.signing_key.clone() {
+                sign(self.pool.clone(), key, self.config.checkpoint_log.clone()).await;
+            }
         }
         served
+    }
+}
+
+/// A checkpoint of the log if it grew, appended to `copy` too when given;
+/// what happened is logged.
+async fn sign(
+    pool: Pool,
+    key: std::sync::Arc<crate::integrity::note::SigningKey>,
+    copy: Option<std::path::PathBuf>,
+) {
+    let made = actix_web::web::block(move || {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        let made = crate::integrity::checkpoint::make(&mut conn, &key)?;
+        // A checkpoint stored but not copied is still made: said apart.
+        let copied = match (&made, &copy) {
+            (Some(row), Some(path)) => crate::integrity::checkpoint::append_to_log(path, &row.note)
+                .map_err(|e| format!("{}: {e}", path.display())),
+            _ => Ok(()),
+        };
+        Ok::<_, crate::integrity::checkpoint::CheckpointError>((made, copied))
+    })
+    .await;
+    match made {
+        Ok(Ok((Some(row), copied))) => {
+            tracing::info!(size = row.size, root = %row.root, "checkpoint signed");
+            if let Err(e) = copied {
+                tracing::error!(size = row.size, error = %e, "the checkpoint is stored but could not be copied to the checkpoint log");
+            }
+        }
+        Ok(Ok((None, _))) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "no checkpoint made"),
+        Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
     }
 }
 
@@ -201,32 +249,7 @@ async fn make_checkpoints(
     let verifier = std::sync::Arc::new(key.verifier());
     loop {
         ticks.tick().await;
-        let (signer, key, copy) = (pool.clone(), key.clone(), copy.clone());
-        let made = actix_web::web::block(move || {
-            let mut conn = signer.get().map_err(DbError::from)?;
-            let made = crate::integrity::checkpoint::make(&mut conn, &key)?;
-            // A checkpoint stored but not copied is still made: said apart.
-            let copied = match (&made, &copy) {
-                (Some(row), Some(path)) => {
-                    crate::integrity::checkpoint::append_to_log(path, &row.note)
-                        .map_err(|e| format!("{}: {e}", path.display()))
-                }
-                _ => Ok(()),
-            };
-            Ok::<_, crate::integrity::checkpoint::CheckpointError>((made, copied))
-        })
-        .await;
-        match made {
-            Ok(Ok((Some(row), copied))) => {
-                tracing::info!(size = row.size, root = %row.root, "checkpoint signed");
-                if let Err(e) = copied {
-                    tracing::error!(size = row.size, error = %e, "the checkpoint is stored but could not be copied to the checkpoint log");
-                }
-            }
-            Ok(Ok((None, _))) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "no checkpoint made"),
-            Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
-        }
+        sign(pool.clone(), key.clone(), copy.clone()).await;
         let (checker, verifier) = (pool.clone(), verifier.clone());
         let checked = actix_web::web::block(move || {
             let mut conn = checker.get().map_err(DbError::from)?;

@@ -388,10 +388,18 @@ fn verify_command(url: &DatabaseUrl, args: VerifyArgs) -> Result<ExitCode, CliEr
         },
     };
     let copies = match &args.checkpoints {
-        Some(path) => Some(crate::integrity::checkpoint::notes_in_log(
-            &std::fs::read_to_string(path)
-                .map_err(|e| CliError(format!("--checkpoints {}: {e}", path.display())))?,
-        )),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError(format!("--checkpoints {}: {e}", path.display())))?;
+            if let Some(rest) = crate::integrity::checkpoint::torn_tail(&text) {
+                eprintln!(
+                    "auditdesk: note: --checkpoints {} ends in {} bytes that are not a whole checkpoint (a write cut short by a crash?): not compared",
+                    path.display(),
+                    rest.len()
+                );
+            }
+            Some(crate::integrity::checkpoint::notes_in_log(&text))
+        }
         None => None,
     };
     // Opening a missing SQLite file would make an empty database.
@@ -427,6 +435,11 @@ fn verify_command(url: &DatabaseUrl, args: VerifyArgs) -> Result<ExitCode, CliEr
     })?;
     if on_terminal {
         eprint!("\r{:60}\r", "");
+    }
+    if report.coverage_unchecked && report.size > 0 {
+        eprintln!(
+            "auditdesk: note: there is no checkpoint at all, so whether events are signed in time was not checked (is the server given a --signing-key?)"
+        );
     }
     if key.is_none() && report.checkpoints > 0 {
         eprintln!(

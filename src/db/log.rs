@@ -8,7 +8,7 @@
 use diesel::prelude::*;
 
 use super::events::EventRow;
-use super::schema::{events, log_entries, log_state};
+use super::schema::{events, log_entries, log_state, log_subtrees};
 use super::{AnyConnection, DbConn, DbError, write_transaction};
 
 /// Gives the next positions, in order, to these events (their ids and leaf
@@ -212,4 +212,48 @@ pub fn position_of(conn: &mut DbConn, event_id: i64) -> Result<Option<i64>, DbEr
         .select(log_entries::position)
         .first(conn.backend())
         .optional()?)
+}
+
+/// The stored head of the perfect subtree of `level` and `index` (see the
+/// log_subtrees migration), if it was stored.
+pub fn subtree(conn: &mut DbConn, level: i32, index: i64) -> Result<Option<String>, DbError> {
+    Ok(log_subtrees::table
+        .filter(log_subtrees::level.eq(level))
+        .filter(log_subtrees::idx.eq(index))
+        .select(log_subtrees::head)
+        .first(conn.backend())
+        .optional()?)
+}
+
+/// Stores subtree heads as (level, index, hex head), passing over any
+/// already stored (in the caller's write transaction).
+pub fn insert_subtrees(conn: &mut DbConn, heads: &[(i32, i64, String)]) -> Result<(), DbError> {
+    let rows: Vec<_> = heads
+        .iter()
+        .map(|(level, index, head)| {
+            (
+                log_subtrees::level.eq(*level),
+                log_subtrees::idx.eq(*index),
+                log_subtrees::head.eq(head.as_str()),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        match conn.backend() {
+            AnyConnection::Sqlite(c) => diesel::insert_into(log_subtrees::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+            AnyConnection::Postgres(c) => diesel::insert_into(log_subtrees::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// How many subtree heads are stored.
+pub fn subtree_count(conn: &mut DbConn) -> Result<i64, DbError> {
+    Ok(log_subtrees::table.count().get_result(conn.backend())?)
 }

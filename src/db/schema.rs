@@ -89,6 +89,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    log_subtrees (level, idx) {
+        level -> Int4,
+        idx -> Int8,
+        head -> Text,
+    }
+}
+
+diesel::table! {
     login_failures (id) {
         id -> Int8,
         account -> Text,
@@ -154,6 +162,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     log_checks,
     log_entries,
     log_state,
+    log_subtrees,
     login_failures,
     resource_targets,
     resource_types,

@@ -25,6 +25,15 @@ pub const KEY_NAME: &str = "auditdesk";
 /// Leaf hashes read per query while extending the tree.
 const PAGE: i64 = 10_000;
 
+/// The smallest perfect subtrees whose heads are stored: 2^8 = 256 leaves.
+/// A proof reads at most a few hundred leaf hashes below them; the stored
+/// heads are about n/128 rows.
+pub const STORED_LEVEL: u32 = 8;
+
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// What went wrong with the signing key's file.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
@@ -118,7 +127,17 @@ pub fn make(conn: &mut DbConn, key: &SigningKey) -> Result<Option<CheckpointRow>
     if size == tree.size() {
         return Ok(None);
     }
-    read_leaf_hashes(conn, tree.size(), size, |leaf| tree.push(leaf)).map_err(|e| match e {
+    // The perfect subtrees of STORED_LEVEL and more that this checkpoint
+    // completes, for inclusion proofs (`proof`).
+    let mut completed: Vec<(i32, i64, String)> = Vec::new();
+    read_leaf_hashes(conn, tree.size(), size, |leaf| {
+        tree.push_noting(leaf, |level, index, head| {
+            if level >= STORED_LEVEL {
+                completed.push((level as i32, as_i64(index), hex::encode(head)));
+            }
+        })
+    })
+    .map_err(|e| match e {
         LeafError::Db(db) => CheckpointError::Db(db),
         LeafError::Broken(why) => CheckpointError::Broken(why),
     })?;
@@ -149,9 +168,42 @@ pub fn make(conn: &mut DbConn, key: &SigningKey) -> Result<Option<CheckpointRow>
         if db::checkpoints::latest(conn)?.map(|l| l.size) != base {
             return Ok(None);
         }
+        db::log::insert_subtrees(conn, &completed)?;
         db::checkpoints::insert(conn, &row)?;
         Ok(Some(row))
     })
+}
+
+/// Stores the heads of the perfect subtrees (of [`STORED_LEVEL`] and more)
+/// that the latest checkpoint covers, if some are missing: a log signed
+/// before heads were kept gets them once, at the start, from its leaf
+/// hashes (32 bytes per position read); returns how many were stored.
+pub fn store_missing_subtrees(conn: &mut DbConn) -> Result<u64, CheckpointError> {
+    let Some(latest) = db::checkpoints::latest(conn)? else {
+        return Ok(0);
+    };
+    let size = u64::try_from(latest.size).unwrap_or(0);
+    let expected: u64 = (STORED_LEVEL..64).map(|level| size >> level).sum();
+    if db::log::subtree_count(conn)? >= as_i64(expected) {
+        return Ok(0);
+    }
+    let mut tree = Frontier::default();
+    let mut heads: Vec<(i32, i64, String)> = Vec::new();
+    read_leaf_hashes(conn, 0, size, |leaf| {
+        tree.push_noting(leaf, |level, index, head| {
+            if level >= STORED_LEVEL {
+                heads.push((level as i32, as_i64(index), hex::encode(head)));
+            }
+        })
+    })
+    .map_err(|e| match e {
+        LeafError::Db(db) => CheckpointError::Db(db),
+        LeafError::Broken(why) => CheckpointError::Broken(why),
+    })?;
+    for chunk in heads.chunks(1000) {
+        write_transaction(conn, |conn| db::log::insert_subtrees(conn, chunk))?;
+    }
+    Ok(heads.len() as u64)
 }
 
 /// Why the stored leaf hashes could not be read.
@@ -172,7 +224,6 @@ pub fn read_leaf_hashes(
     to: u64,
     mut each: impl FnMut(Hash),
 ) -> Result<(), LeafError> {
-    let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let mut next = from;
     while next < to {
         let page = db::log::leaf_hashes(conn, as_i64(next), as_i64(to - next).min(PAGE))?;
@@ -226,28 +277,50 @@ pub fn append_to_log(path: &Path, note: &str) -> std::io::Result<()> {
 }
 
 /// The notes of a checkpoint log written by [`append_to_log`]: each is its
-/// text lines, a blank line, its signature lines, and a blank line.
+/// text lines, a blank line, its signature lines, and a blank line. A note cut
+/// short at the end (a write interrupted by a crash) is left out: see
+/// [`torn_tail`].
 pub fn notes_in_log(text: &str) -> Vec<String> {
+    split_log(text).0
+}
+
+/// The text after the last whole note of a checkpoint log, if any: a note
+/// whose write was cut short.
+pub fn torn_tail(text: &str) -> Option<&str> {
+    let rest = split_log(text).1;
+    (!rest.trim().is_empty()).then_some(rest)
+}
+
+/// The whole notes, and what follows the last of them.
+fn split_log(text: &str) -> (Vec<String>, &str) {
     let mut notes = Vec::new();
     let mut current = String::new();
     let mut in_signatures = false;
+    let mut consumed = 0;
+    let mut whole_up_to = 0;
     for line in text.split_inclusive('\n') {
+        consumed += line.len();
         if line == "\n" {
             if in_signatures {
                 notes.push(std::mem::take(&mut current));
                 in_signatures = false;
+                whole_up_to = consumed;
             } else if !current.is_empty() {
                 current.push('\n');
                 in_signatures = true;
+            } else {
+                whole_up_to = consumed;
             }
             continue;
         }
         current.push_str(line);
     }
-    if in_signatures && !current.is_empty() {
+    // The last note's closing blank line alone is missing: it is whole.
+    if in_signatures && current.ends_with('\n') && !current.ends_with("\n\n") {
         notes.push(current);
+        whole_up_to = text.len();
     }
-    notes
+    (notes, &text[whole_up_to..])
 }
 
 #[cfg(test)]
@@ -278,6 +351,17 @@ mod tests {
         for note in &read {
             key.verifier().open(note).unwrap();
         }
+        assert_eq!(torn_tail(&std::fs::read_to_string(&path).unwrap()), None);
+        // A crash in the middle of the last write: the whole notes are read,
+        // and the rest is named.
+        let whole = std::fs::read_to_string(&path).unwrap();
+        let cut = &whole[..whole.len() - 30];
+        assert_eq!(notes_in_log(cut), notes[..2].to_vec());
+        assert_eq!(torn_tail(cut).map(str::len), Some(notes[2].len() + 1 - 30));
+        // Only its closing blank line lost: still whole.
+        let no_blank = &whole[..whole.len() - 1];
+        assert_eq!(notes_in_log(no_blank), notes);
+        assert_eq!(torn_tail(no_blank), None);
     }
 
     #[test]

@@ -76,6 +76,71 @@ pub fn inclusion_proof(index: usize, leaves: &[Hash]) -> Option<Vec<Hash>> {
     })
 }
 
+/// The head of leaves `from..to` of a tree, MTH(D[from:to]), where `from`
+/// is a multiple of the largest power of two below `to - from` (as in every
+/// range the RFC 6962 recursion meets), from the heads of its perfect
+/// subtrees, which `subtree(level, index)` gives.
+pub fn range_head<E>(
+    from: u64,
+    to: u64,
+    subtree: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
+) -> Result<Hash, E> {
+    let n = to - from;
+    if n.is_power_of_two() && from.is_multiple_of(n) {
+        let level = n.trailing_zeros();
+        return subtree(level, from >> level);
+    }
+    if n == 0 {
+        return Ok(empty_root());
+    }
+    let k = split_u64(n);
+    let left = range_head(from, from + k, subtree)?;
+    let right = range_head(from + k, to, subtree)?;
+    Ok(node_hash(&left, &right))
+}
+
+/// The largest power of two below `n` (n ≥ 2).
+fn split_u64(n: u64) -> u64 {
+    1 << (u64::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// The audit path of leaf `index` in the tree of `size` leaves, PATH(m,
+/// D[n]), nearest sibling first, from the heads of perfect subtrees that
+/// `subtree(level, index)` gives: O(log n) of them. `None` when `index` is
+/// not a leaf of it.
+pub fn inclusion_path<E>(
+    index: u64,
+    size: u64,
+    subtree: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
+) -> Result<Option<Vec<Hash>>, E> {
+    fn path<E>(
+        m: u64,
+        from: u64,
+        to: u64,
+        subtree: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
+        out: &mut Vec<Hash>,
+    ) -> Result<(), E> {
+        if to - from <= 1 {
+            return Ok(());
+        }
+        let k = split_u64(to - from);
+        if m < from + k {
+            path(m, from, from + k, subtree, out)?;
+            out.push(range_head(from + k, to, subtree)?);
+        } else {
+            path(m, from + k, to, subtree, out)?;
+            out.push(range_head(from, from + k, subtree)?);
+        }
+        Ok(())
+    }
+    if index >= size {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    path(index, 0, size, subtree, &mut out)?;
+    Ok(Some(out))
+}
+
 /// Whether `path` proves that `leaf` (a leaf hash) is leaf `index` of the
 /// tree of `size` leaves whose head is `root` (RFC 9162, 2.1.3.2).
 pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, path: &[Hash], root: &Hash) -> bool {
@@ -208,8 +273,18 @@ impl Frontier {
 
     /// Appends a leaf (its hash).
     pub fn push(&mut self, leaf: Hash) {
+        self.push_noting(leaf, |_, _, _| {});
+    }
+
+    /// Appends a leaf, telling `completed` each perfect subtree it completes
+    /// as (level, index, head), smallest first: the subtree of level `l` and
+    /// index `i` holds leaves `i * 2^l .. (i + 1) * 2^l` (level 0: the leaf).
+    pub fn push_noting(&mut self, leaf: Hash, mut completed: impl FnMut(u32, u64, &Hash)) {
+        let index = self.size;
         let mut carry = leaf;
         let mut size = self.size;
+        let mut level = 0;
+        completed(level, index, &carry);
         // Each trailing one bit of the size is a subtree as large as the one
         // being carried: the two merge.
         while size & 1 == 1 {
@@ -219,6 +294,8 @@ impl Frontier {
                 .expect("one subtree per bit of the size");
             carry = node_hash(&left, &carry);
             size >>= 1;
+            level += 1;
+            completed(level, index >> level, &carry);
         }
         self.subtrees.push(carry);
         self.size += 1;
@@ -237,6 +314,48 @@ impl Frontier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The perfect subtrees a frontier reports completing, by (level, index).
+    fn noted_subtrees(leaves: &[Hash]) -> std::collections::HashMap<(u32, u64), Hash> {
+        let mut noted = std::collections::HashMap::new();
+        let mut tree = Frontier::default();
+        for leaf in leaves {
+            tree.push_noting(*leaf, |level, index, head| {
+                assert!(
+                    noted.insert((level, index), *head).is_none(),
+                    "each subtree once"
+                );
+            });
+        }
+        noted
+    }
+
+    #[test]
+    fn paths_from_noted_subtrees_are_the_paths_from_the_leaves() {
+        let leaves: Vec<Hash> = (0..300u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        for size in [1usize, 2, 3, 7, 8, 9, 64, 255, 256, 257, 300] {
+            let noted = noted_subtrees(&leaves[..size]);
+            let mut subtree =
+                |level: u32, index: u64| noted.get(&(level, index)).copied().ok_or((level, index));
+            assert_eq!(
+                range_head(0, size as u64, &mut subtree),
+                Ok(root(&leaves[..size])),
+                "size {size}"
+            );
+            for index in [0, size / 3, size / 2, size - 1] {
+                let path = inclusion_path(index as u64, size as u64, &mut subtree).unwrap();
+                assert_eq!(
+                    path,
+                    inclusion_proof(index, &leaves[..size]),
+                    "{index} of {size}"
+                );
+            }
+            assert_eq!(
+                inclusion_path(size as u64, size as u64, &mut subtree),
+                Ok(None)
+            );
+        }
+    }
 
     /// The leaves of the test vectors of RFC 6962's reference implementation
     /// (certificate-transparency's merkle_tree_test), and the tree heads of

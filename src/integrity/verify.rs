@@ -44,6 +44,8 @@ pub struct Report {
     pub checkpoints: u64,
     /// The largest stored checkpoint's size and root.
     pub latest_checkpoint: Option<(u64, Hash)>,
+    /// Whether coverage by checkpoints went unchecked (there are none).
+    pub coverage_unchecked: bool,
 }
 
 impl Report {
@@ -55,6 +57,7 @@ impl Report {
             more_problems: 0,
             checkpoints: 0,
             latest_checkpoint: None,
+            coverage_unchecked: false,
         }
     }
 
@@ -177,6 +180,9 @@ pub(super) struct Walk<'h> {
     /// Events that should be covered and are not: how many, and the first.
     uncovered: u64,
     first_uncovered: Option<(String, i64, chrono::NaiveDateTime)>,
+    /// The tree as it was at this size, kept when the walk passes it.
+    keep_at: Option<u64>,
+    kept: Option<Frontier>,
 }
 
 /// Positions read per query.
@@ -202,7 +208,22 @@ impl<'h> Walk<'h> {
             covered_before,
             uncovered: 0,
             first_uncovered: None,
+            keep_at: None,
+            kept: None,
         }
+    }
+
+    /// Keeps the tree as it is when it reaches `size` leaves ([`Walk::kept`]).
+    pub(super) fn keep_at(&mut self, size: u64) {
+        if self.tree.size() == size {
+            self.kept = Some(self.tree.clone());
+        }
+        self.keep_at = Some(size);
+    }
+
+    /// The tree kept by [`Walk::keep_at`], if the walk reached that size.
+    pub(super) fn kept(&self) -> Option<&Frontier> {
+        self.kept.as_ref()
     }
 
     /// Reads and checks the positions from the next one up to (not
@@ -222,13 +243,16 @@ impl<'h> Walk<'h> {
                 None => PAGE,
             };
             let page = db::log::entries(conn, self.expected, limit)?;
-            if page.is_empty() {
+            let below_end: Vec<_> = page
+                .into_iter()
+                .take_while(|entry| end.is_none_or(|end| entry.position < end))
+                .collect();
+            // Nothing left before the end: later positions (committed since
+            // the end was read) are the next walk's.
+            if below_end.is_empty() {
                 break;
             }
-            for entry in page {
-                if end.is_some_and(|end| entry.position >= end) {
-                    break;
-                }
+            for entry in below_end {
                 self.entry(entry, report);
             }
             progress(self.tree.size());
@@ -289,6 +313,9 @@ impl<'h> Walk<'h> {
             }
         };
         self.tree.push(leaf);
+        if self.keep_at == Some(self.tree.size()) && self.gap_at.is_none() {
+            self.kept = Some(self.tree.clone());
+        }
         if self.gap_at.is_none() {
             for (name, root) in self.heads.get(&self.tree.size()).into_iter().flatten() {
                 if self.tree.root() != *root {
@@ -377,6 +404,14 @@ pub fn verify(
     let mut report = Report::new();
     let heads = expected_heads(&db::checkpoints::all(conn)?, checks, &mut report);
     let covered = report.latest_checkpoint.map_or(0, |(size, _)| size);
+    // No checkpoint at all: checkpoints are off (no signing key), or no
+    // server has run yet; there is nothing to be late for.
+    let covered_before = if report.checkpoints == 0 {
+        report.coverage_unchecked = true;
+        chrono::NaiveDateTime::MIN
+    } else {
+        covered_before
+    };
     let mut walk = Walk::new(Frontier::default(), &heads, covered, covered_before);
     walk.read(conn, None, &mut report, progress)?;
     let gap = walk.had_gap();

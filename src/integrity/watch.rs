@@ -30,7 +30,8 @@ const RECORDED_PROBLEMS: usize = 20;
 /// What one check did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// The positions read: `from..to`.
+    /// The positions read: `from..to` (the check moves on only to the
+    /// latest checkpoint among them).
     pub from: u64,
     pub to: u64,
     /// What was found wrong; empty when the check passed.
@@ -45,6 +46,12 @@ pub struct Outcome {
 /// Checks the positions added since the last check, stores the result and
 /// records a `verify` event when the finding changed. `key` checks the new
 /// checkpoints' signatures; `interval` is the checkpoint interval.
+///
+/// The check reads up to the log's end, but it moves on only to the latest
+/// checkpoint it read (first, before the end): a checkpoint another instance
+/// commits meanwhile is larger, and so is compared by the next check. The
+/// positions past the latest checkpoint are read again next time, so a check
+/// costs the events of about one interval, and never the old log.
 pub fn check_new(
     conn: &mut DbConn,
     key: Option<&VerifierKey>,
@@ -63,30 +70,38 @@ pub fn check_new(
         }
     };
     let from = tree.size();
-    let to = db::log::next_position(conn)?;
+    let latest = db::checkpoints::latest(conn)?;
+    let end = db::log::next_position(conn)?;
+    let to = u64::try_from(end).unwrap_or(0);
     let mut report = Report::new();
-    if u64::try_from(to).is_ok_and(|to| to < from) {
+    if end < 0 {
+        report.problem(format!(
+            "the log's next position is {end}: it is not a position"
+        ));
+    } else if to < from {
         report.problem(format!(
             "the log has {to} positions, fewer than the {from} found at the last check: it was cut short"
         ));
     } else {
-        let covered = db::checkpoints::latest(conn)?.map_or(0, |c| c.size);
-        let signed = db::checkpoints::between(conn, as_i64(from), to)?;
+        let covered = latest.map_or(0, |c| u64::try_from(c.size).unwrap_or(0));
+        let signed = db::checkpoints::between(conn, as_i64(from), as_i64(covered))?;
         let checks = Checks { key, copies: None };
         let heads = expected_heads(&signed, &checks, &mut report);
         let mut walk = Walk::new(
-            tree,
+            tree.clone(),
             &heads,
-            u64::try_from(covered).unwrap_or(0),
+            covered,
             must_be_covered_before(now, interval),
         );
-        walk.read(conn, Some(to), &mut report, |_| {})?;
-        let tree = walk.finish(&mut report);
-        report.size = tree.size();
+        walk.keep_at(covered);
+        walk.read(conn, Some(end), &mut report, |_| {})?;
+        let kept = walk.kept().cloned();
+        walk.finish(&mut report);
         if report.problems.is_empty() {
+            let verified = kept.filter(|k| k.size() > from).unwrap_or(tree);
             let check = LogCheck {
-                verified_size: as_i64(tree.size()),
-                frontier: tree
+                verified_size: as_i64(verified.size()),
+                frontier: verified
                     .subtrees()
                     .iter()
                     .map(hex::encode)
@@ -95,7 +110,7 @@ pub fn check_new(
                 checked_at: Some(now),
                 problems: String::new(),
             };
-            return store(conn, &last, check, from, tree.size(), Vec::new());
+            return store(conn, &last, check, from, to, Vec::new());
         }
     }
     if report.more_problems > 0 {
@@ -108,8 +123,25 @@ pub fn check_new(
         problems: report.problems.join("\n"),
         ..last.clone()
     };
-    let to = u64::try_from(to).unwrap_or(0);
     store(conn, &last, check, from, to, report.problems)
+}
+
+/// What a finding is, without the counts that grow while it stands (later
+/// checkpoints that differ too, later events not covered, checkpoints past a
+/// gap): a standing finding is recorded once, not at every check.
+fn finding(problems: &str) -> Vec<&str> {
+    problems
+        .lines()
+        .map(|line| match line.rfind(" (and ") {
+            Some(i) if line.ends_with(')') => &line[..i],
+            _ => line,
+        })
+        .map(|line| match line.find(" checkpoints past position ") {
+            Some(i) => &line[i..],
+            None => line,
+        })
+        .filter(|line| !line.starts_with("... and "))
+        .collect()
 }
 
 fn as_i64(n: u64) -> i64 {
@@ -151,7 +183,7 @@ fn store(
         }
         db::log_checks::write(conn, &check)?;
         outcome.stored = true;
-        if check.problems != current.problems {
+        if finding(&check.problems) != finding(&current.problems) {
             crate::audit::store::record(conn, verify_event(&current, &outcome))?;
             outcome.recorded = true;
         }

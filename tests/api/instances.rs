@@ -90,7 +90,7 @@ async fn three_instances_seal_every_acknowledged_event_once() {
                                 "--signing-key",
                                 key.to_str().unwrap(),
                                 "--checkpoint-interval",
-                                "1",
+                                "2",
                                 "--checkpoint-log",
                                 copy.to_str().unwrap(),
                             ],
@@ -133,16 +133,24 @@ async fn three_instances_seal_every_acknowledged_event_once() {
                 + &String::from_utf8_lossy(&out.stderr),
         )
     };
-    // Each instance copied the checkpoints it made; together, all of them.
+    // Each instance copied the checkpoints it made (just after storing
+    // each); together, all of them.
+    let stored_checkpoints = db::checkpoints::all(conn).unwrap().len();
     let all = dir.path().join("all-checkpoints.log");
-    let together: String = copies
-        .iter()
-        .filter_map(|copy| std::fs::read_to_string(copy).ok())
-        .collect();
-    let stored_checkpoints = db::checkpoints::all(conn).unwrap();
+    let mut together = String::new();
+    for _ in 0..50 {
+        together = copies
+            .iter()
+            .filter_map(|copy| std::fs::read_to_string(copy).ok())
+            .collect();
+        if auditdesk::integrity::checkpoint::notes_in_log(&together).len() == stored_checkpoints {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         auditdesk::integrity::checkpoint::notes_in_log(&together).len(),
-        stored_checkpoints.len()
+        stored_checkpoints
     );
     std::fs::write(&all, together).unwrap();
     let (code, out) = run(&[

@@ -124,12 +124,9 @@ pub(crate) fn position_of(app: &TestApp, n: usize) -> i64 {
     let event = db::events::find_by_uuid(&mut app.conn(), &uuid(n))
         .unwrap()
         .unwrap();
-    db::log::entries(&mut app.conn(), 0, 1000)
+    db::log::position_of(&mut app.conn(), event.id)
         .unwrap()
-        .into_iter()
-        .find(|e| e.event_id == event.id)
-        .unwrap()
-        .position
+        .expect("sealed")
 }
 
 async fn a_changed_field_is_named(backend: Backend) {
@@ -774,6 +771,122 @@ async fn a_proof_from_the_api_checks_out_without_auditdesk(backend: Backend) {
     );
 }
 
+/// A log of 1,300 events signed in two checkpoints: each stores the heads of
+/// the perfect subtrees of 256 positions and more that it completes, and the
+/// API's proofs (built from those and a few hundred leaf hashes) check out
+/// with the README's script; a proof does not depend on a stored head being
+/// right, or there.
+async fn proofs_in_a_larger_log_come_from_stored_subtree_heads(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((app, key, _)) =
+        app_with_checkpoints(backend, dir.path(), std::time::Duration::from_secs(3600)).await
+    else {
+        return;
+    };
+    let ingest = app.token(Scope::Ingest);
+    let signer = signer(&key);
+    for part in [0..700, 700..1300] {
+        for chunk in part.collect::<Vec<_>>().chunks(100) {
+            let batch: Vec<_> = chunk.iter().map(|&n| event(n)).collect();
+            assert_eq!(app.ingest(&ingest, &json!(batch)).await.0, 201);
+        }
+        auditdesk::integrity::checkpoint::make(&mut app.conn(), &signer)
+            .unwrap()
+            .expect("the log grew");
+    }
+    let size = db::checkpoints::latest(&mut app.conn())
+        .unwrap()
+        .unwrap()
+        .size;
+    let expected: i64 = (8..20).map(|level| size >> level).sum();
+    let stored: i64 = app
+        .table_counts()
+        .into_iter()
+        .find(|(table, _)| table == "log_subtrees")
+        .map(|(_, n)| n)
+        .unwrap();
+    assert_eq!(stored, expected, "every head of 256 and more, once");
+    // They are the heads of their leaves.
+    let leaves: Vec<auditdesk::integrity::merkle::Hash> =
+        db::log::leaf_hashes(&mut app.conn(), 0, size)
+            .unwrap()
+            .into_iter()
+            .map(|(_, hex)| auditdesk::integrity::checkpoint::parse_hash(&hex).unwrap())
+            .collect();
+    for (level, index) in [(8u32, 0u64), (8, 4), (9, 1), (10, 0)] {
+        let from = (index << level) as usize;
+        let head = db::log::subtree(&mut app.conn(), level as i32, index as i64)
+            .unwrap()
+            .expect("stored");
+        assert_eq!(
+            head,
+            hex::encode(auditdesk::integrity::merkle::root(
+                &leaves[from..from + (1 << level)]
+            )),
+            "{level}/{index}"
+        );
+    }
+
+    let read = app.token(Scope::Read);
+    let public = public_key(&app, &key);
+    let proof_of = |n: usize| {
+        let (app, read) = (&app, &read);
+        async move {
+            let (status, proof) =
+                api_get(app, read, &format!("/api/v1/audit-logs/{}/proof", uuid(n))).await;
+            assert_eq!(status, 200, "{proof}");
+            proof
+        }
+    };
+    let mut proofs = Vec::new();
+    for n in [0, 300, 1000, 1299] {
+        let proof = proof_of(n).await;
+        let out = auditdesk(
+            &app.db,
+            &[
+                "export",
+                "--format",
+                "ndjson",
+                "--resource-target",
+                &format!("w{n}"),
+            ],
+            "",
+        );
+        let line = String::from_utf8(out.stdout).unwrap();
+        let (code, said) = check_proof(dir.path(), &line, &proof, Some(&public));
+        assert_eq!(code, 0, "event {n}: {said}");
+        assert!(
+            said.starts_with(&format!(
+                "ok: leaf {} is in auditdesk's log of {size} events",
+                position_of(&app, n)
+            )),
+            "{said}"
+        );
+        proofs.push(proof);
+    }
+    // A stored head changed and another gone: the same proofs.
+    let sql = format!(
+        "UPDATE log_subtrees SET head = '{}' WHERE level = 8 AND idx = 0;
+         DELETE FROM log_subtrees WHERE level = 10;",
+        "00".repeat(32)
+    );
+    tamper(&app, &sql, &sql);
+    for (i, n) in [0, 300, 1000, 1299].into_iter().enumerate() {
+        assert_eq!(proof_of(n).await, proofs[i], "event {n}");
+    }
+    // A log signed before heads were kept gets them at the next start.
+    let sql = "DELETE FROM log_subtrees;";
+    tamper(&app, sql, sql);
+    let stored = auditdesk::integrity::checkpoint::store_missing_subtrees(&mut app.conn()).unwrap();
+    assert_eq!(stored as i64, expected);
+    assert_eq!(
+        auditdesk::integrity::checkpoint::store_missing_subtrees(&mut app.conn()).unwrap(),
+        0,
+        "once"
+    );
+    assert_eq!(proof_of(1000).await, proofs[2]);
+}
+
 crate::cases! {
     both_backends() => [
         every_stored_event_has_one_position_in_order_and_verify_agrees,
@@ -788,6 +901,7 @@ crate::cases! {
         a_log_cut_short_is_caught_by_its_checkpoint,
         under_checkpoints_a_change_or_a_gap_is_named_once,
         a_proof_from_the_api_checks_out_without_auditdesk,
+        proofs_in_a_larger_log_come_from_stored_subtree_heads,
     ];
     one(Postgres) => [
         concurrent_senders_get_contiguous_positions,

@@ -42,7 +42,7 @@ async fn verify_events(app: &TestApp) -> Vec<Value> {
 
 async fn the_server_checks_new_events_and_the_page_says_so(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let every = Duration::from_millis(200);
+    let every = Duration::from_secs(1);
     let Some((app, _, _)) = app_with_checkpoints(backend, dir.path(), every).await else {
         return;
     };
@@ -58,7 +58,7 @@ async fn the_server_checks_new_events_and_the_page_says_so(backend: Backend) {
     let size = verified_by_the_server(&app).await;
     assert!(size >= 31, "30 events and the login: {size}");
     let page = app.get("/manage/audit").await.text().await.unwrap();
-    let line = format!(r#"id="verification">Verified: {size} events, checked "#);
+    let line = format!(r#"UTC: the first {size} events match their checkpoints</span>"#);
     assert!(page.contains(&line), "{line} in {page}");
     assert!(!page.contains("integrity-alert"), "no banner: {page}");
     assert!(
@@ -156,7 +156,7 @@ async fn a_changed_new_event_is_a_red_banner_and_one_verify_event(backend: Backe
     );
     assert!(page.contains(&format!("<li>{problem}</li>")), "{page}");
     assert!(
-        page.contains(r#"id="verification">Verification failed "#),
+        page.contains(r#"id="verification">Integrity check failed "#),
         "{page}"
     );
 
@@ -184,9 +184,11 @@ async fn a_changed_new_event_is_a_red_banner_and_one_verify_event(backend: Backe
     assert_eq!(recorded[0]["diff"]["result"]["new"], "verified");
     let page = app.get("/manage/audit").await.text().await.unwrap();
     assert!(!page.contains("integrity-alert"), "{page}");
-    assert!(page.contains(r#"id="verification">Verified: "#), "{page}");
+    assert!(page.contains("match their checkpoints</span>"), "{page}");
+    // Moved on to the latest checkpoint; what is past it is read again.
     let state = db::log_checks::read(&mut app.conn()).unwrap();
-    assert_eq!(state.verified_size, passed.to as i64);
+    let signed = db::checkpoints::latest(&mut app.conn()).unwrap().unwrap();
+    assert_eq!(state.verified_size, signed.size);
 }
 
 async fn a_deleted_or_forged_checkpoint_fails_the_check(backend: Backend) {
@@ -232,6 +234,11 @@ async fn an_event_no_checkpoint_covers_in_time_fails(backend: Backend) {
         return;
     };
     let token = app.token(Scope::Ingest);
+    // Without any checkpoint, no event is late: checkpoints are off, or no
+    // server has signed yet (said on stderr).
+    checkpoint::make(&mut app.conn(), &signer(&key))
+        .unwrap()
+        .unwrap();
     let batch: Vec<_> = (0..3).map(event).collect();
     assert_eq!(app.ingest(&token, &json!(batch)).await.0, 201);
     let (code, out) = verify_with(&app, &key, &["--checkpoint-interval", "1"]);
@@ -239,13 +246,14 @@ async fn an_event_no_checkpoint_covers_in_time_fails(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (code, out) = verify_with(&app, &key, &["--checkpoint-interval", "1"]);
     assert_eq!(code, 1, "{out}");
-    // The first is the token's creation, then the three.
     assert!(
-        out.starts_with("event ")
-            && out.contains(" at position 0 is not in any checkpoint, though received at ")
-            && out
-                .trim_end()
-                .ends_with("UTC, more than two checkpoint intervals ago (and 3 later events)"),
+        out.starts_with(&format!(
+            "event {} at position {} is not in any checkpoint, though received at ",
+            uuid(0),
+            position_of(&app, 0)
+        )) && out
+            .trim_end()
+            .ends_with("UTC, more than two checkpoint intervals ago (and 2 later events)"),
         "{out}"
     );
     assert_eq!(out.lines().count(), 1, "{out}");
@@ -268,11 +276,99 @@ async fn an_event_no_checkpoint_covers_in_time_fails(backend: Backend) {
     assert_eq!(code, 2, "{out}");
 }
 
+async fn a_standing_finding_is_recorded_once_while_checkpoints_go_on(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((app, key, _)) = app_checked_once(backend, dir.path()).await else {
+        return;
+    };
+    let token = app.token(Scope::Ingest);
+    let batch: Vec<_> = (30..40).map(event).collect();
+    assert_eq!(app.ingest(&token, &json!(batch)).await.0, 201);
+    let signed = checkpoint::make(&mut app.conn(), &key).unwrap().unwrap();
+    // The recorded leaf hash of one position rewritten: the event no longer
+    // matches it, and the tree differs at every checkpoint from there on.
+    let position = position_of(&app, 33);
+    let sql = format!(
+        "UPDATE log_entries SET leaf_hash = '{}' WHERE position = {position};",
+        "ab".repeat(32)
+    );
+    tamper(&app, &sql, &sql);
+    let first = check(&app, &key);
+    assert_eq!(
+        first.problems,
+        vec![
+            format!(
+                "event {} at position {position} was changed: it is not the event sealed there",
+                uuid(33)
+            ),
+            format!(
+                "checkpoint of size {}: the log's tree head at that size differs: the log was rewritten before position {}",
+                signed.size, signed.size
+            ),
+        ]
+    );
+    assert!(first.recorded);
+    // More events, another checkpoint: the same finding, with a count that
+    // grows, is not recorded again.
+    for n in 40..43 {
+        assert_eq!(app.ingest(&token, &event(n)).await.0, 201);
+        checkpoint::make(&mut app.conn(), &key).unwrap().unwrap();
+        let again = check(&app, &key);
+        assert_eq!(again.problems.len(), 2, "{:?}", again.problems);
+        assert!(
+            again.problems[1].ends_with("later checkpoints differ too)"),
+            "{:?}",
+            again.problems
+        );
+        assert!(!again.recorded, "{:?}", again.problems);
+    }
+    assert_eq!(verify_events(&app).await.len(), 1);
+}
+
+async fn a_stopped_server_signs_what_it_stored_last() {
+    let Some(db) = crate::helpers::TestDb::new(Backend::Sqlite) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url_string();
+    let (mut server, port) = crate::cli::serve_with(
+        dir.path(),
+        Some(&url),
+        &["--checkpoint-interval", "3600"],
+        std::process::Stdio::null(),
+    );
+    let token = crate::durability::ingest_token(&db, "last");
+    let batch: Vec<_> = (0..5).map(event).collect();
+    let r = crate::helpers::client()
+        .post(format!("http://127.0.0.1:{port}/api/v1/audit-logs"))
+        .bearer_auth(&token)
+        .json(&json!(batch))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(db::checkpoints::latest(&mut db.connect()).unwrap(), None);
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(server.0.wait().unwrap().success());
+    let conn = &mut db.connect();
+    let size = db::log::next_position(conn).unwrap();
+    let signed = db::checkpoints::latest(conn).unwrap().map(|c| c.size);
+    assert_eq!(signed, Some(size), "the last events signed on the way out");
+}
+
 crate::cases! {
     both_backends() => [
         the_server_checks_new_events_and_the_page_says_so,
         a_changed_new_event_is_a_red_banner_and_one_verify_event,
         a_deleted_or_forged_checkpoint_fails_the_check,
         an_event_no_checkpoint_covers_in_time_fails,
+        a_standing_finding_is_recorded_once_while_checkpoints_go_on,
+    ];
+    one() => [
+        a_stopped_server_signs_what_it_stored_last,
     ];
 }

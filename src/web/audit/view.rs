@@ -292,14 +292,14 @@ const BANNER_PROBLEMS: usize = 5;
 /// failed.
 fn verification(check: &crate::db::log_checks::LogCheck) -> (String, Option<IntegrityFailure>) {
     let Some(at) = check.checked_at else {
-        return ("Not verified yet".to_owned(), None);
+        return ("Not checked yet".to_owned(), None);
     };
     let at = at.format("%Y-%m-%d %H:%M:%S").to_string();
     if check.problems.is_empty() {
         let n = check.verified_size;
         return (
             format!(
-                "Verified: {} event{}, checked {at} UTC",
+                "Checked {at} UTC: the first {} event{} match their checkpoints",
                 thousands(n),
                 if n == 1 { "" } else { "s" }
             ),
@@ -308,7 +308,7 @@ fn verification(check: &crate::db::log_checks::LogCheck) -> (String, Option<Inte
     }
     let all: Vec<&str> = check.problems.lines().collect();
     (
-        format!("Verification failed {at} UTC"),
+        format!("Integrity check failed {at} UTC"),
         Some(IntegrityFailure {
             checked_at: at,
             problems: all
