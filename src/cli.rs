@@ -391,11 +391,11 @@ fn verify_command(url: &DatabaseUrl, args: VerifyArgs) -> Result<ExitCode, CliEr
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| CliError(format!("--checkpoints {}: {e}", path.display())))?;
-            if let Some(rest) = crate::integrity::checkpoint::torn_tail(&text) {
+            let torn = crate::integrity::checkpoint::torn_pieces(&text);
+            if torn > 0 {
                 eprintln!(
-                    "auditdesk: note: --checkpoints {} ends in {} bytes that are not a whole checkpoint (a write cut short by a crash?): not compared",
-                    path.display(),
-                    rest.len()
+                    "auditdesk: note: --checkpoints {}: {torn} piece(s) are not whole checkpoints (a write cut short by a crash?): passed over",
+                    path.display()
                 );
             }
             Some(crate::integrity::checkpoint::notes_in_log(&text))

@@ -270,57 +270,107 @@ pub fn parse_hash(hex_hash: &str) -> Option<Hash> {
 pub fn append_to_log(path: &Path, note: &str) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)?;
-    file.write_all(format!("{note}\n").as_bytes())?;
+    // A write cut short by a crash left a piece of a note: blank lines after
+    // it keep it apart from this one (the reader passes over it).
+    let length = file.metadata()?.len();
+    let mut end = Vec::new();
+    if length > 0 {
+        use std::io::{Read, Seek, SeekFrom};
+        file.seek(SeekFrom::Start(length.saturating_sub(2)))?;
+        file.read_to_end(&mut end)?;
+    }
+    let separator = if length == 0 || end == b"\n\n" {
+        ""
+    } else {
+        "\n\n"
+    };
+    file.write_all(format!("{separator}{note}\n").as_bytes())?;
     file.sync_data()
 }
 
 /// The notes of a checkpoint log written by [`append_to_log`]: each is its
-/// text lines, a blank line, its signature lines, and a blank line. A note cut
-/// short at the end (a write interrupted by a crash) is left out: see
-/// [`torn_tail`].
+/// text lines, a blank line, its signature lines (`— ...`), and a blank
+/// line. A piece of a note whose write was cut short by a crash, at the end
+/// or (the server went on appending) before later notes, is passed over:
+/// see [`torn_pieces`].
 pub fn notes_in_log(text: &str) -> Vec<String> {
     split_log(text).0
 }
 
-/// The text after the last whole note of a checkpoint log, if any: a note
-/// whose write was cut short.
-pub fn torn_tail(text: &str) -> Option<&str> {
-    let rest = split_log(text).1;
-    (!rest.trim().is_empty()).then_some(rest)
+/// How many pieces of a checkpoint log are not whole notes.
+pub fn torn_pieces(text: &str) -> usize {
+    split_log(text).1
 }
 
-/// The whole notes, and what follows the last of them.
-fn split_log(text: &str) -> (Vec<String>, &str) {
+/// The whole notes, and how many pieces were not.
+fn split_log(text: &str) -> (Vec<String>, usize) {
     let mut notes = Vec::new();
-    let mut current = String::new();
-    let mut in_signatures = false;
-    let mut consumed = 0;
-    let mut whole_up_to = 0;
+    let mut torn = 0;
+    let mut body = String::new();
+    let mut signatures = String::new();
+    let mut body_ended = false;
     for line in text.split_inclusive('\n') {
-        consumed += line.len();
+        // The file's last line, cut short: one piece, with any body before
+        // it that has no signature yet.
+        if !line.ends_with('\n') {
+            if whole_signatures(&signatures) {
+                notes.push(format!("{body}\n{signatures}"));
+            }
+            return (notes, torn + 1);
+        }
         if line == "\n" {
-            if in_signatures {
-                notes.push(std::mem::take(&mut current));
-                in_signatures = false;
-                whole_up_to = consumed;
-            } else if !current.is_empty() {
-                current.push('\n');
-                in_signatures = true;
-            } else {
-                whole_up_to = consumed;
+            if !signatures.is_empty() {
+                if whole_signatures(&signatures) {
+                    notes.push(format!("{body}\n{signatures}"));
+                } else {
+                    torn += 1;
+                }
+                signatures.clear();
+                body.clear();
+                body_ended = false;
+            } else if !body.is_empty() {
+                body_ended = true;
             }
             continue;
         }
-        current.push_str(line);
+        if body_ended && line.starts_with("— ") {
+            signatures.push_str(line);
+            continue;
+        }
+        // A text line after a body that ended without a signature, or after
+        // signatures with no blank line: what came before was cut short.
+        if body_ended || !signatures.is_empty() {
+            torn += 1;
+            body.clear();
+            signatures.clear();
+            body_ended = false;
+        }
+        body.push_str(line);
     }
-    // The last note's closing blank line alone is missing: it is whole.
-    if in_signatures && current.ends_with('\n') && !current.ends_with("\n\n") {
-        notes.push(current);
-        whole_up_to = text.len();
+    if whole_signatures(&signatures) {
+        // Only its closing blank line missing: whole.
+        notes.push(format!("{body}\n{signatures}"));
+    } else if !body.trim().is_empty() || !signatures.is_empty() {
+        torn += 1;
     }
-    (notes, &text[whole_up_to..])
+    (notes, torn)
+}
+
+/// Whether signature lines are whole: each `— name base64`, its base64 the
+/// 4-byte key id and a 64-byte Ed25519 signature. A line cut short by a
+/// crash (and completed by the next write's line break) is not; a whole but
+/// wrong signature is, and `verify` names it.
+fn whole_signatures(lines: &str) -> bool {
+    !lines.is_empty()
+        && lines.lines().all(|line| {
+            line.strip_prefix("— ")
+                .and_then(|rest| rest.split_once(' '))
+                .and_then(|(_, blob)| BASE64.decode(blob).ok())
+                .is_some_and(|blob| blob.len() == 4 + 64)
+        })
 }
 
 #[cfg(test)]
@@ -351,17 +401,29 @@ mod tests {
         for note in &read {
             key.verifier().open(note).unwrap();
         }
-        assert_eq!(torn_tail(&std::fs::read_to_string(&path).unwrap()), None);
+        assert_eq!(torn_pieces(&std::fs::read_to_string(&path).unwrap()), 0);
         // A crash in the middle of the last write: the whole notes are read,
-        // and the rest is named.
+        // and the piece counted.
         let whole = std::fs::read_to_string(&path).unwrap();
         let cut = &whole[..whole.len() - 30];
         assert_eq!(notes_in_log(cut), notes[..2].to_vec());
-        assert_eq!(torn_tail(cut).map(str::len), Some(notes[2].len() + 1 - 30));
+        assert_eq!(torn_pieces(cut), 1);
         // Only its closing blank line lost: still whole.
         let no_blank = &whole[..whole.len() - 1];
         assert_eq!(notes_in_log(no_blank), notes);
-        assert_eq!(torn_tail(no_blank), None);
+        assert_eq!(torn_pieces(no_blank), 0);
+        // The server started again and went on appending after the piece.
+        for at in [
+            whole.len() - 30,
+            whole.len() - notes[2].len() + 12,
+            whole.len() - 3,
+        ] {
+            std::fs::write(&path, &whole[..at]).unwrap();
+            append_to_log(&path, &notes[2]).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(notes_in_log(&text), notes, "cut at {at}: {text:?}");
+            assert_eq!(torn_pieces(&text), 1, "cut at {at}");
+        }
     }
 
     #[test]
