@@ -251,6 +251,7 @@ async fn make_checkpoints(
         ticks.tick().await;
         sign(pool.clone(), key.clone(), copy.clone()).await;
         let (checker, verifier) = (pool.clone(), verifier.clone());
+        let started = std::time::Instant::now();
         let checked = actix_web::web::block(move || {
             let mut conn = checker.get().map_err(DbError::from)?;
             crate::integrity::watch::check_new(&mut conn, Some(&verifier), every)
@@ -258,11 +259,14 @@ async fn make_checkpoints(
         .await;
         match checked {
             Ok(Ok(outcome)) if outcome.problems.is_empty() => {
-                tracing::debug!(
-                    from = outcome.from,
-                    to = outcome.to,
-                    "the new part of the log verifies"
-                );
+                if outcome.to > outcome.from {
+                    tracing::info!(
+                        from = outcome.from,
+                        to = outcome.to,
+                        ms = started.elapsed().as_millis() as u64,
+                        "the new part of the log checked"
+                    );
+                }
             }
             Ok(Ok(outcome)) => {
                 for problem in &outcome.problems {
