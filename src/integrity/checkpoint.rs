@@ -127,20 +127,8 @@ pub fn make(conn: &mut DbConn, key: &SigningKey) -> Result<Option<CheckpointRow>
     if size == tree.size() {
         return Ok(None);
     }
-    // The perfect subtrees of STORED_LEVEL and more that this checkpoint
-    // completes, for inclusion proofs (`proof`).
-    let mut completed: Vec<(i32, i64, String)> = Vec::new();
-    read_leaf_hashes(conn, tree.size(), size, |leaf| {
-        tree.push_noting(leaf, |level, index, head| {
-            if level >= STORED_LEVEL {
-                completed.push((level as i32, as_i64(index), hex::encode(head)));
-            }
-        })
-    })
-    .map_err(|e| match e {
-        LeafError::Db(db) => CheckpointError::Db(db),
-        LeafError::Broken(why) => CheckpointError::Broken(why),
-    })?;
+    // The perfect subtrees this checkpoint completes, for proofs (`proof`).
+    let completed = extend(conn, &mut tree, size)?;
     let checkpoint = Checkpoint {
         origin: key.verifier().name().to_owned(),
         size: tree.size(),
@@ -153,12 +141,7 @@ pub fn make(conn: &mut DbConn, key: &SigningKey) -> Result<Option<CheckpointRow>
         size: i64::try_from(tree.size()).unwrap_or(i64::MAX),
         root: BASE64.encode(checkpoint.root),
         note,
-        frontier: tree
-            .subtrees()
-            .iter()
-            .map(hex::encode)
-            .collect::<Vec<_>>()
-            .join(","),
+        frontier: frontier_text(&tree),
         created_at: chrono::Utc::now().naive_utc(),
     };
     let base = latest.map(|l| l.size);
@@ -187,9 +170,23 @@ pub fn store_missing_subtrees(conn: &mut DbConn) -> Result<u64, CheckpointError>
     if db::log::subtree_count(conn)? >= as_i64(expected) {
         return Ok(0);
     }
-    let mut tree = Frontier::default();
-    let mut heads: Vec<(i32, i64, String)> = Vec::new();
-    read_leaf_hashes(conn, 0, size, |leaf| {
+    let heads = extend(conn, &mut Frontier::default(), size)?;
+    for chunk in heads.chunks(1000) {
+        write_transaction(conn, |conn| db::log::insert_subtrees(conn, chunk))?;
+    }
+    Ok(heads.len() as u64)
+}
+
+/// Pushes the stored leaf hashes from the tree's size up to `size` onto
+/// it; returns the heads of the perfect subtrees of [`STORED_LEVEL`] and
+/// more that they complete, as `db::log::insert_subtrees` takes them.
+fn extend(
+    conn: &mut DbConn,
+    tree: &mut Frontier,
+    size: u64,
+) -> Result<Vec<(i32, i64, String)>, CheckpointError> {
+    let mut heads = Vec::new();
+    read_leaf_hashes(conn, tree.size(), size, |leaf| {
         tree.push_noting(leaf, |level, index, head| {
             if level >= STORED_LEVEL {
                 heads.push((level as i32, as_i64(index), hex::encode(head)));
@@ -200,10 +197,28 @@ pub fn store_missing_subtrees(conn: &mut DbConn) -> Result<u64, CheckpointError>
         LeafError::Db(db) => CheckpointError::Db(db),
         LeafError::Broken(why) => CheckpointError::Broken(why),
     })?;
-    for chunk in heads.chunks(1000) {
-        write_transaction(conn, |conn| db::log::insert_subtrees(conn, chunk))?;
-    }
-    Ok(heads.len() as u64)
+    Ok(heads)
+}
+
+/// A tree's right edge as it is stored (checkpoints, the background check):
+/// its subtree heads, hex, comma-separated.
+pub fn frontier_text(tree: &Frontier) -> String {
+    tree.subtrees()
+        .iter()
+        .map(hex::encode)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A tree's right edge read back from [`frontier_text`] at `size`; `None`
+/// when it does not fit.
+pub fn frontier_from_text(size: i64, text: &str) -> Option<Frontier> {
+    let subtrees = text
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(parse_hash)
+        .collect::<Option<Vec<_>>>()?;
+    Frontier::from_parts(u64::try_from(size).ok()?, subtrees)
 }
 
 /// Why the stored leaf hashes could not be read.
@@ -245,19 +260,12 @@ pub fn read_leaf_hashes(
 
 /// The tree's right edge as a checkpoint stored it.
 fn frontier_of(row: &CheckpointRow) -> Result<Frontier, CheckpointError> {
-    let broken = || {
+    frontier_from_text(row.size, &row.frontier).ok_or_else(|| {
         CheckpointError::Broken(format!(
             "the checkpoint of size {} has an unreadable frontier",
             row.size
         ))
-    };
-    let subtrees: Vec<Hash> = row
-        .frontier
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| parse_hash(s).ok_or_else(broken))
-        .collect::<Result<_, _>>()?;
-    Frontier::from_parts(u64::try_from(row.size).unwrap_or(0), subtrees).ok_or_else(broken)
+    })
 }
 
 /// A hex SHA-256 hash.

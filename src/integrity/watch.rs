@@ -19,7 +19,7 @@ use crate::audit::{Action, Actor, Diff, Event};
 use crate::db::log_checks::LogCheck;
 use crate::db::{self, DbConn, DbError, write_transaction};
 
-use super::checkpoint::parse_hash;
+use super::checkpoint::{frontier_from_text, frontier_text};
 use super::merkle::Frontier;
 use super::note::VerifierKey;
 use super::verify::{Checks, Report, Walk, expected_heads, must_be_covered_before};
@@ -59,7 +59,7 @@ pub fn check_new(
 ) -> Result<Outcome, DbError> {
     let now = Utc::now().naive_utc();
     let last = db::log_checks::read(conn)?;
-    let tree = match frontier_of(&last) {
+    let tree = match frontier_from_text(last.verified_size, &last.frontier) {
         Some(tree) => tree,
         None => {
             tracing::warn!(
@@ -101,12 +101,7 @@ pub fn check_new(
             let verified = kept.filter(|k| k.size() > from).unwrap_or(tree);
             let check = LogCheck {
                 verified_size: as_i64(verified.size()),
-                frontier: verified
-                    .subtrees()
-                    .iter()
-                    .map(hex::encode)
-                    .collect::<Vec<_>>()
-                    .join(","),
+                frontier: frontier_text(&verified),
                 checked_at: Some(now),
                 problems: String::new(),
             };
@@ -146,17 +141,6 @@ fn finding(problems: &str) -> Vec<&str> {
 
 fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// The tree's right edge as the last check stored it.
-fn frontier_of(check: &LogCheck) -> Option<Frontier> {
-    let subtrees = check
-        .frontier
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(parse_hash)
-        .collect::<Option<Vec<_>>>()?;
-    Frontier::from_parts(u64::try_from(check.verified_size).ok()?, subtrees)
 }
 
 /// Stores `check` unless another check ended since `last` was read, and
