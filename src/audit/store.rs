@@ -89,7 +89,7 @@ fn to_row(new: &NewEvent, received_at: chrono::NaiveDateTime) -> NewEventRow {
         earlier_hash: new.earlier_hash.clone(),
         leaf_hash: String::new(),
     };
-    row.leaf_hash = crate::integrity::leaf::hex_hash_of_new(&row);
+    row.leaf_hash = crate::integrity::leaf::hex_hash_of_event(e, &row);
     row
 }
 
