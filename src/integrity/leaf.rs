@@ -52,7 +52,7 @@ pub fn hash_of(row: &EventRow) -> Hash {
 /// do it and check that both agree. A time finer than microseconds (which no
 /// validated event has) takes the row's way.
 pub fn hex_hash_of_event(event: &Event, row: &NewEventRow) -> String {
-    if event.time.timestamp_subsec_nanos() % 1000 != 0 {
+    if !event.time.timestamp_subsec_nanos().is_multiple_of(1000) {
         return hex_hash_of_new(row);
     }
     let hash = hex::encode(leaf_hash(event.to_json().as_bytes()));
