@@ -459,11 +459,11 @@ fn a_batch_aborted_by_a_deadlock_is_written_again() {
         std::thread::sleep(Duration::from_millis(200));
         let _ = watcher.batch_execute("SELECT pg_stat_clear_snapshot()");
     }
-    assert_eq!(
-        deadlocks(&mut watcher),
-        deadlocks_before + 1,
-        "PostgreSQL saw one deadlock"
-    );
+    // At least one: the retry can meet the same race once more (it takes y
+    // again before the test's transaction, woken by the abort, does), and is
+    // aborted and written again in turn (seen once in CI).
+    let seen = deadlocks(&mut watcher) - deadlocks_before;
+    assert!(seen >= 1, "PostgreSQL saw a deadlock: {seen}");
 }
 
 /// The list a bulk load drops and rebuilds is every index the migrations make
