@@ -20,7 +20,7 @@ import argparse, datetime, http.client, os, shutil, sqlite3, subprocess, sys, te
 import threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ingest import events_file, free_port, log, pct, resolve_bin  # noqa: E402
+from ingest import events_file, free_port, log, pct, resolve_bin, wait_ready  # noqa: E402
 
 
 def main():
@@ -45,14 +45,7 @@ def main():
         server = subprocess.Popen([binary, "--database-url", url, "serve", "--bind", f"127.0.0.1:{port}",
                                    "--checkpoint-interval", str(a.interval)],
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "server.log"), "w"))
-        for _ in range(300):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2); c.request("GET", "/readyz")
-                if c.getresponse().status == 200: break
-            except OSError: pass
-            time.sleep(0.1)
-        else:
-            sys.exit("server not ready")
+        wait_ready(port, 30)
 
         lines = []
         with open(events_file(1_000_000, 42), "rb") as f:

@@ -60,6 +60,17 @@ def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
+def wait_ready(port, seconds=60):
+    """Waits until the server on `port` answers /readyz 200; exits if it never does."""
+    for _ in range(int(seconds * 10)):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2); c.request("GET", "/readyz")
+            if c.getresponse().status == 200: return
+        except OSError: pass
+        time.sleep(0.1)
+    sys.exit("server not ready")
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         parts = f.read().rsplit(")", 1)[1].split()
@@ -148,14 +159,7 @@ def main():
     state["server"] = subprocess.Popen([binary, "--database-url", url, "serve", "--bind", f"127.0.0.1:{port}"],
                                        stdout=srv_log, stderr=subprocess.STDOUT)
     pid = state["server"].pid
-    for _ in range(600):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2); c.request("GET", "/readyz")
-            if c.getresponse().status == 200: break
-        except OSError: pass
-        time.sleep(0.1)
-    else:
-        sys.exit("server not ready")
+    wait_ready(port)
 
     headers = {"Authorization": f"Bearer {ingest_token}", "Content-Type": "application/json"}
 
