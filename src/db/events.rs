@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 
-use super::schema::{actors, events, events_text, resource_targets, resource_types};
+use super::schema::{actors, events, resource_targets, resource_types};
 use super::{AnyConnection, DbConn, DbError, with_backend, write_transaction};
 
 /// An event row to insert.
@@ -744,14 +744,28 @@ macro_rules! filtered_events {
             q = q.filter(events::time.lt(t));
         }
         let plan: &TextPlan = &$plan;
-        if let Some(query) = &plan.indexed {
-            q = q.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "events.id IN (SELECT rowid FROM events_text WHERE events_text MATCH ",
-                )
-                .bind::<diesel::sql_types::Text, _>(query.clone())
-                .sql(")"),
-            );
+        if let Some((candidates, reading)) = &plan.indexed {
+            // `+` keeps the walk on the time index: the ids are only tested
+            // against the candidates' set, never looked up from it.
+            let test = match reading {
+                Reading::Candidates => "events.id IN (",
+                Reading::Walk => "+events.id IN (",
+            };
+            let test = diesel::dsl::sql::<diesel::sql_types::Bool>(test);
+            q = match candidates {
+                Candidates::Trigrams(query) => q.filter(
+                    test.sql(TRIGRAM_CANDIDATES[0])
+                        .bind::<diesel::sql_types::Text, _>(query.clone())
+                        .sql(")"),
+                ),
+                Candidates::Pair(from, to) => q.filter(
+                    test.sql(PAIR_CANDIDATES[0])
+                        .bind::<diesel::sql_types::Text, _>(from.clone())
+                        .sql(PAIR_CANDIDATES[1])
+                        .bind::<diesel::sql_types::Text, _>(to.clone())
+                        .sql(")"),
+                ),
+            };
         }
         let (contains, lacks) = $sql;
         for (terms, sql) in [(&plan.contains, contains), (&plan.lacks, lacks)] {
@@ -769,29 +783,32 @@ macro_rules! filtered_events {
 
 /// How a query finds its free-text terms (CONTRACT.md, "Free text").
 ///
-/// On SQLite a term of three characters or more is first counted in the FTS5
-/// trigram index `events_text`, without reading any event (the candidates:
-/// the events with its trigrams), up to `threshold`:
-/// - fewer: the query reads only the candidates of the rarest such term
-///   (`id IN (SELECT rowid FROM events_text WHERE events_text MATCH …)`),
-///   testing each one's text: a rare term is an index lookup, whatever the
-///   table's size;
-/// - otherwise the term is common, and the query walks the (…, time, id)
-///   index newest first, testing each event's text with `instr`, which soon
-///   finds a page (a term in one event in a hundred: some five thousand rows).
+/// On SQLite a term is looked up in the FTS5 trigram index `events_text`
+/// first. Each of its trigrams (for a term of two characters: every trigram
+/// that starts with it, through `events_text_vocab`) is counted in the index
+/// alone, reading no event, and the rarest one names the term's candidates:
+/// every event holding the term is among them, and each is tested with
+/// `instr`. The rarest term's candidates are then read in one of three ways,
+/// whichever [`Cost`] says is cheapest for their number `n`, the rows wanted
+/// and the events stored:
+/// - [`Reading::Candidates`]: each candidate is read, and the matches sorted
+///   by time: a rare term is an index lookup, whatever the table's size;
+/// - [`Reading::Walk`]: the (…, time, id) index is walked newest first, and
+///   only the entries whose id is a candidate are read (the candidates are
+///   gathered once into a set; the index entry holds the id, so no other
+///   row is read): a term in one event in a few hundred;
+/// - neither: a common term is tested with `instr` on every event of the
+///   walk, which soon finds a page.
 ///
-/// Reading a candidate costs about what testing an event on the walk does, so
-/// the threshold is where the two meet: a page of `want` rows from `n`
-/// events reads about `n·f` candidates or `want/f` walked rows for a term in
-/// a fraction `f` of them, equal at `n·f = √(want·n)`.
-///
-/// Terms of one or two characters have no trigram: they are tested on the
-/// walk (or on another term's candidates). On PostgreSQL every term is a
-/// `LIKE` that the GIN index `events_search_doc` can answer, and its planner
-/// chooses between that index and the walk from its statistics.
+/// When each trigram alone is common, the term's candidates are the events
+/// with all of its trigrams (counted by the index too, which costs more). A
+/// term of one character is tested on the walk (or on another term's
+/// candidates). On PostgreSQL every term is a `LIKE` that the GIN index
+/// `events_search_doc` can answer, and its planner chooses between that
+/// index and the walk from its statistics.
 struct TextPlan {
-    /// The FTS5 query of the rarest term's candidates, if one is rare.
-    indexed: Option<String>,
+    /// The rarest term's candidates, if the index is worth reading.
+    indexed: Option<(Candidates, Reading)>,
     /// Each event's `search_doc` must hold these: in SQLite's `instr`, the
     /// folded terms; in PostgreSQL's `LIKE`, their patterns.
     contains: Vec<String>,
@@ -799,6 +816,163 @@ struct TextPlan {
     lacks: Vec<String>,
     /// The index shows that no event can match.
     none: bool,
+}
+
+/// Where a term's candidates are found in SQLite's free-text index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Candidates {
+    /// The events matching an FTS5 query of quoted trigrams (see [`fts_token`]).
+    Trigrams(String),
+    /// The events with a trigram from the first string (inclusive) to the
+    /// second (exclusive): those starting with a pair of characters.
+    Pair(String, String),
+}
+
+/// The SQL of [`Candidates::Trigrams`] before its bound query.
+const TRIGRAM_CANDIDATES: [&str; 1] = ["SELECT rowid FROM events_text WHERE events_text MATCH "];
+/// The SQL of [`Candidates::Pair`] before each of its bound trigrams.
+const PAIR_CANDIDATES: [&str; 2] = [
+    "SELECT doc FROM events_text_vocab WHERE term >= ",
+    " AND term < ",
+];
+
+impl Candidates {
+    /// How many there are, counting no further than `limit`: from the index
+    /// alone, reading no event, unless `common` knows there are as many.
+    fn count_at_most(
+        &self,
+        c: &mut diesel::SqliteConnection,
+        common: &CommonTerms,
+        limit: i64,
+    ) -> Result<i64, DbError> {
+        if common.at_least(self, limit) {
+            return Ok(limit);
+        }
+        let n = self.count(c, limit)?;
+        if n >= limit {
+            common.note(self, n);
+        }
+        Ok(n)
+    }
+
+    /// How many there are, counting no further than `limit`: from the index
+    /// alone, reading no event. A pair counts an event once per trigram.
+    fn count(&self, c: &mut diesel::SqliteConnection, limit: i64) -> Result<i64, DbError> {
+        use diesel::sql_types::{BigInt, Text};
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let count =
+            |sql: String| format!("SELECT count(*) AS n FROM ({sql}? LIMIT ?) AS candidates");
+        let found = match self {
+            Candidates::Trigrams(query) => diesel::sql_query(count(TRIGRAM_CANDIDATES.join("?")))
+                .bind::<Text, _>(query)
+                .bind::<BigInt, _>(limit)
+                .get_result::<Count>(c)?,
+            Candidates::Pair(from, to) => diesel::sql_query(count(PAIR_CANDIDATES.join("?")))
+                .bind::<Text, _>(from)
+                .bind::<Text, _>(to)
+                .bind::<BigInt, _>(limit)
+                .get_result::<Count>(c)?,
+        };
+        Ok(found.n)
+    }
+}
+
+/// The candidates that the index has counted past a limit, and the limit: a
+/// lower bound that stays true, since the log only grows (an UPDATE may only
+/// fill in a missing search text). Counting a common trigram's events took
+/// longer than reading the page it picks (2 × 16,000 entries, some 2.5 ms, for
+/// `q=docs` on 1M events); counted once, it is known for good. The number
+/// of a rare term's candidates is never kept: it is counted each time, so
+/// "none" and "few" are always those of the query's own snapshot.
+#[derive(Debug, Default)]
+pub(super) struct CommonTerms(std::sync::Mutex<HashMap<Candidates, i64>>);
+
+/// At most this many common candidates are remembered (then forgotten all at once).
+const COMMON_TERMS_KEPT: usize = 4096;
+
+impl CommonTerms {
+    fn at_least(&self, candidates: &Candidates, n: i64) -> bool {
+        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known.get(candidates).is_some_and(|&k| k >= n)
+    }
+
+    fn note(&self, candidates: &Candidates, n: i64) {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= COMMON_TERMS_KEPT && !known.contains_key(candidates) {
+            known.clear();
+        }
+        let k = known.entry(candidates.clone()).or_insert(n);
+        *k = (*k).max(n);
+    }
+}
+
+/// How the rarest term's candidates are read (see [`TextPlan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Each candidate, then sorted by time.
+    Candidates,
+    /// The time index, newest first, reading only candidates.
+    Walk,
+}
+
+/// What a page or a count costs on SQLite, in microseconds, for a term whose
+/// candidates number `n` when `want` rows are wanted from `stored` events.
+/// Measured on 1M generated events (2 cores, 2 MiB page cache, the file in
+/// the operating system's cache): a candidate read by its id 5.5 µs (each is
+/// on a page of its own); a candidate gathered into the walk's set 0.36 µs;
+/// an index entry walked and its id looked up in that set 0.3 µs; an event
+/// walked and tested with `instr` 2.1 µs (neighbours share pages).
+struct Cost {
+    n: f64,
+    want: f64,
+    stored: f64,
+}
+
+impl Cost {
+    /// Events walked to find `want` of a term in `n` of `stored`.
+    fn walked(&self) -> f64 {
+        if self.n <= self.want {
+            self.stored
+        } else {
+            (self.want * self.stored / self.n).min(self.stored)
+        }
+    }
+
+    fn reading_candidates(&self) -> f64 {
+        5.5 * self.n
+    }
+
+    fn walking_candidates(&self) -> f64 {
+        0.36 * self.n + 0.3 * self.walked() + 5.5 * self.want.min(self.n)
+    }
+
+    fn walking_everything(&self) -> f64 {
+        2.1 * self.walked()
+    }
+
+    /// The cheapest way to read the candidates, `None` when walking every
+    /// event is.
+    fn best(&self) -> Option<Reading> {
+        let (candidates, walk) = (self.reading_candidates(), self.walking_candidates());
+        if self.walking_everything() < candidates.min(walk) {
+            None
+        } else if candidates <= walk {
+            Some(Reading::Candidates)
+        } else {
+            Some(Reading::Walk)
+        }
+    }
+
+    /// Past how many candidates walking every event is cheapest: counting
+    /// further in the index is not worth it. At 0.36·n = 1.8·want·stored/n.
+    fn enough(want: i64, stored: i64) -> i64 {
+        let n = (5.0 * want as f64 * stored as f64).sqrt() as i64;
+        n.clamp(1000.min(stored.max(1)), stored.max(1))
+    }
 }
 
 impl TextPlan {
@@ -815,90 +989,137 @@ impl TextPlan {
             return Ok(plan);
         }
         plan.contains = criteria.text.clone();
-        let indexed: Vec<&String> = criteria
-            .text
-            .iter()
-            .filter(|t| t.chars().count() >= INDEXED_TERM_CHARS)
-            .collect();
         // While a bulk load has the index's trigger dropped, the index misses
         // events: every term is tested on the walk.
-        if indexed.is_empty() || text_index_trigger(conn)?.is_none() {
+        if criteria.text.is_empty() || text_index_trigger(conn)?.is_none() {
             return Ok(plan);
         }
-        let threshold = candidate_threshold(conn, want)?;
-        let mut rarest: Option<(i64, String)> = None;
-        for term in indexed {
-            let query = trigrams(term);
-            let n = candidates(conn, &query, threshold)?;
-            if n == 0 {
-                plan.none = true;
-                return Ok(plan);
-            }
-            if n < threshold && rarest.as_ref().is_none_or(|(r, _)| n < *r) {
-                rarest = Some((n, query));
+        let database = conn.database().clone();
+        let common = &database.0.common_terms;
+        let AnyConnection::Sqlite(c) = conn.backend() else {
+            return Ok(plan);
+        };
+        let stored: i64 = events::table
+            .select(diesel::dsl::max(events::id))
+            .first::<Option<i64>>(c)?
+            .unwrap_or(0);
+        let enough = Cost::enough(want, stored);
+        let mut rarest: Option<(i64, Candidates)> = None;
+        for term in &criteria.text {
+            match term_candidates(c, common, term, enough)? {
+                Some((0, _)) => {
+                    plan.none = true;
+                    return Ok(plan);
+                }
+                Some((n, candidates)) if rarest.as_ref().is_none_or(|(r, _)| n < *r) => {
+                    rarest = Some((n, candidates));
+                }
+                _ => {}
             }
         }
-        plan.indexed = rarest.map(|(_, query)| query);
+        plan.indexed = rarest.and_then(|(n, candidates)| {
+            let cost = Cost {
+                n: n as f64,
+                want: want as f64,
+                stored: stored as f64,
+            };
+            cost.best().map(|reading| (candidates, reading))
+        });
         Ok(plan)
     }
 }
 
-/// Terms shorter than this many characters have no trigram to look up.
-pub const INDEXED_TERM_CHARS: usize = 3;
-
-/// `√(want·n)` for the `n` events stored (see [`TextPlan`]), at least 1,000.
-fn candidate_threshold(conn: &mut DbConn, want: i64) -> Result<i64, DbError> {
-    let stored: Option<i64> = events::table
-        .select(diesel::dsl::max(events::id))
-        .first(conn.backend())?;
-    let product = want.saturating_mul(stored.unwrap_or(0)).max(0);
-    Ok((product as f64).sqrt().max(1000.0) as i64)
-}
-
-/// How many events have the trigrams of FTS5 `query`, counting no further
-/// than `limit`: from the index alone, reading no event.
-fn candidates(conn: &mut DbConn, query: &str, limit: i64) -> Result<i64, DbError> {
-    let AnyConnection::Sqlite(c) = conn.backend() else {
-        return Ok(limit);
-    };
-    Ok(CountOf(
-        events_text::table
-            .filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>("events_text MATCH ")
-                    .bind::<diesel::sql_types::Text, _>(query.to_owned()),
-            )
-            .select(events_text::rowid)
-            .limit(limit),
-    )
-    .get_result(c)?)
-}
-
-/// An FTS5 query for events whose text may contain `term` (three characters
-/// or more): its trigrams one after the other, and the last three
-/// characters, each a quoted string (`"` doubled) that the trigram
-/// tokenizer reads as one token; all must be present. Every event that
-/// contains the term has them all; a few that have them may not contain it.
-fn trigrams(term: &str) -> String {
+/// A term's fewest candidates in the index, and how many there are, if
+/// fewer than `enough` (0: no event holds the term); `None` for a term the
+/// index cannot narrow (one character) or finds common.
+fn term_candidates(
+    c: &mut diesel::SqliteConnection,
+    common: &CommonTerms,
+    term: &str,
+    enough: i64,
+) -> Result<Option<(i64, Candidates)>, DbError> {
     let chars: Vec<char> = term.chars().collect();
+    let options: Vec<Candidates> = match chars.len() {
+        0 | 1 => return Ok(None),
+        2 => match next_char(chars[1]) {
+            Some(next) => vec![Candidates::Pair(
+                term.to_owned(),
+                [chars[0], next].iter().collect(),
+            )],
+            None => return Ok(None),
+        },
+        _ => covering_trigrams(&chars)
+            .into_iter()
+            .map(|t| Candidates::Trigrams(fts_token(t)))
+            .collect(),
+    };
+    // Each next trigram is counted no further than the rarest so far.
+    let mut limit = enough;
+    let mut rarest = None;
+    for candidates in &options {
+        let n = candidates.count_at_most(c, common, limit)?;
+        if n < limit {
+            limit = n;
+            rarest = Some((n, candidates.clone()));
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    if rarest.is_none() && options.len() > 1 {
+        // Each trigram is common: the events with all of them may still be few.
+        let all = Candidates::Trigrams(trigrams(term));
+        let n = all.count_at_most(c, common, enough)?;
+        if n < enough {
+            rarest = Some((n, all));
+        }
+    }
+    Ok(rarest)
+}
+
+/// The character after `c`, in the order of their UTF-8 bytes (which is
+/// their code points' order), if there is one.
+fn next_char(c: char) -> Option<char> {
+    match c {
+        '\u{d7ff}' => Some('\u{e000}'),
+        c => char::from_u32(c as u32 + 1),
+    }
+}
+
+/// Trigrams covering a term of three characters or more: one at every third
+/// character, and the last three.
+fn covering_trigrams(chars: &[char]) -> Vec<&[char]> {
     let mut starts: Vec<usize> = (0..chars.len().saturating_sub(2)).step_by(3).collect();
     if !chars.len().is_multiple_of(3) {
         starts.push(chars.len() - 3);
     }
-    let mut query = String::new();
-    for start in starts {
-        if !query.is_empty() {
-            query.push(' ');
+    starts.into_iter().map(|s| &chars[s..s + 3]).collect()
+}
+
+/// One trigram as an FTS5 string (`"` doubled), which the trigram tokenizer
+/// reads as one token.
+fn fts_token(trigram: &[char]) -> String {
+    let mut token = String::from('"');
+    for &c in trigram {
+        if c == '"' {
+            token.push('"');
         }
-        query.push('"');
-        for &c in &chars[start..start + 3] {
-            if c == '"' {
-                query.push('"');
-            }
-            query.push(c);
-        }
-        query.push('"');
+        token.push(c);
     }
-    query
+    token.push('"');
+    token
+}
+
+/// An FTS5 query for events whose text may contain `term` (three characters
+/// or more): its covering trigrams, all of which must be present. Every event
+/// that contains the term has them all; a few that have them may not contain it.
+fn trigrams(term: &str) -> String {
+    let chars: Vec<char> = term.chars().collect();
+    covering_trigrams(&chars)
+        .into_iter()
+        .map(fts_token)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `%text%` for LIKE … ESCAPE '\\', with LIKE's wildcards taken literally.
@@ -942,6 +1163,25 @@ fn text_sql<C: TextSql>(_: &C) -> TextTests {
     C::TEXT_SQL
 }
 
+/// How a page of `want` rows finds `criteria`'s free text (see [`TextPlan`]),
+/// for tests and for looking into a slow query: `"none"` (the index shows
+/// that nothing matches), `"candidates"`, `"walk of candidates"`, or `"walk"`
+/// (every event on the walk is tested; always so on PostgreSQL, whose
+/// planner decides).
+pub fn text_reading(
+    conn: &mut DbConn,
+    criteria: &Criteria,
+    want: i64,
+) -> Result<&'static str, DbError> {
+    let plan = TextPlan::new(conn, criteria, want)?;
+    Ok(match plan.indexed {
+        _ if plan.none => "none",
+        Some((_, Reading::Candidates)) => "candidates",
+        Some((_, Reading::Walk)) => "walk of candidates",
+        None => "walk",
+    })
+}
+
 /// One page of events matching `criteria`, read as an index range scan of at
 /// most `limit` rows: newest first from `position` (or from the newest event).
 /// With a `newer` position the rows come oldest first; the caller reverses them.
@@ -978,7 +1218,7 @@ pub fn page(
             }
             None => q = q.order((events::time.desc(), events::id.desc())),
         }
-        if plan.indexed.is_none() {
+        if !matches!(plan.indexed, Some((_, Reading::Candidates))) {
             return Ok(q.limit(limit).select(EventRow::as_select()).load(c)?);
         }
         // A term's candidates are sorted: by their ids and times only, then the
@@ -1012,7 +1252,7 @@ pub fn count_capped(conn: &mut DbConn, criteria: &Criteria, cap: i64) -> Result<
         let mut q = filtered_events!(criteria, plan, text_sql(c));
         // Not ordered when a term's candidates drive the count: ordered, the
         // planner may walk the time index instead of reading the candidates.
-        if plan.indexed.is_none() {
+        if !matches!(plan.indexed, Some((_, Reading::Candidates))) {
             q = q.order((events::time.desc(), events::id.desc()));
         }
         CountOf(q.select(events::id).limit(cap)).get_result::<i64>(c)
@@ -1075,7 +1315,34 @@ pub fn optimize(conn: &mut DbConn) -> Result<(), DbError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{like_pattern, trigrams};
+    use super::{Cost, Reading, like_pattern, next_char, trigrams};
+
+    #[test]
+    fn a_pairs_trigrams_end_before_the_next_character() {
+        assert_eq!(next_char('q'), Some('r'));
+        assert_eq!(next_char('σ'), Some('τ'));
+        // UTF-8 orders code points; the surrogates are no characters.
+        assert_eq!(next_char('\u{d7ff}'), Some('\u{e000}'));
+        assert_eq!(next_char(char::MAX), None);
+    }
+
+    #[test]
+    fn the_cheapest_reading_follows_how_many_candidates() {
+        let on_1m = |n| {
+            Cost {
+                n,
+                want: 51.0,
+                stored: 1e6,
+            }
+            .best()
+        };
+        assert_eq!(on_1m(300.0), Some(Reading::Candidates));
+        assert_eq!(on_1m(7_000.0), Some(Reading::Walk));
+        assert_eq!(on_1m(50_000.0), None);
+        // Counting stops where walking every event is cheapest.
+        assert_eq!(Cost::enough(51, 1_000_000), 15_968);
+        assert_eq!(Cost::enough(51, 100), 100);
+    }
 
     #[test]
     fn a_terms_fts5_query_holds_trigrams_covering_it() {

@@ -130,6 +130,8 @@ struct Shared {
     url: DatabaseUrl,
     writers: WriterQueue,
     echo_stored_events: bool,
+    /// What the free-text index has shown to be common (see `events::CommonTerms`).
+    common_terms: events::CommonTerms,
 }
 
 impl fmt::Debug for Database {
@@ -155,6 +157,7 @@ impl Database {
             url,
             writers: WriterQueue::default(),
             echo_stored_events: echo,
+            common_terms: events::CommonTerms::default(),
         }))
     }
 

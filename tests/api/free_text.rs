@@ -230,6 +230,77 @@ async fn a_common_and_a_rare_term_page_and_count_alike(backend: Backend) {
     }
 }
 
+/// On SQLite each way of reading a term's candidates is taken where it is the
+/// cheapest, and each finds exactly the events that hold the term, page by
+/// page and counted: a rare term's candidates read one by one, a term in one
+/// event in ten found by walking the time index through its candidates, a
+/// common one by testing every event of the walk, and a term of two
+/// characters through the trigrams that start with it.
+async fn each_way_of_reading_the_index_finds_the_same_events(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let mut conn = db.connect();
+    auditdesk::db::run_migrations(&mut conn).unwrap();
+    // 1,500 events: "common" in each, "tenth" in every 10th, "rare" in every 100th;
+    // "q7" ends the target of every 7th (a pair at the end of a field).
+    let events: Vec<NewEvent> = (1..=1500)
+        .map(|n| {
+            let mut target = format!("common-{n}");
+            if n % 10 == 0 {
+                target.push_str("-tenth");
+            }
+            if n % 100 == 0 {
+                target.push_str("-rare");
+            }
+            if n % 7 == 0 {
+                target.push_str("-Q7");
+            }
+            event(n, &format!("id{n}"), &target, "u", "{}")
+        })
+        .collect();
+    store::store_batch(&mut conn, &events, OnConflict::RefuseBatch).unwrap();
+    let sqlite = matches!(backend, Backend::Sqlite);
+    for (term, holds, reading) in [
+        ("RARE", (|n| n % 100 == 0) as fn(u32) -> bool, "candidates"),
+        ("tenth", |n| n % 10 == 0, "walk of candidates"),
+        ("common", |_| true, "walk"),
+        ("q7", |n| n % 7 == 0, "walk of candidates"),
+        ("ra", |n| n % 100 == 0, "candidates"),
+        ("zz", |_| false, "none"),
+        ("-tenth-rare", |n| n % 100 == 0, "candidates"),
+    ] {
+        let q = query(term, "&limit=20");
+        let criteria = auditdesk::audit::query::criteria(&q.filter);
+        let used = auditdesk::db::events::text_reading(&mut conn, &criteria, 21).unwrap();
+        assert_eq!(used, if sqlite { reading } else { "walk" }, "{term}");
+        let want: Vec<String> = (1..=1500u32)
+            .rev()
+            .filter(|&n| holds(n))
+            .map(|n| format!("id{n}"))
+            .collect();
+        let (_, count) = found(&mut conn, &q);
+        assert_eq!(
+            count,
+            MatchCount::Exactly(want.len() as i64),
+            "count of {term}"
+        );
+        let mut seen = Vec::new();
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let mut page_query = q.clone();
+            page_query.cursor = cursor;
+            let page = fetch_page(&mut conn, &page_query).unwrap();
+            seen.extend(page.events.iter().map(|e| e.resource_id.clone()));
+            match page.older {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen, want, "pages of {term}");
+    }
+}
+
 /// Events stored before the index existed (their search text NULL) are given
 /// one at the next start, and found like any other.
 async fn events_stored_before_the_index_are_found_after_a_start(backend: Backend) {
@@ -322,6 +393,7 @@ crate::cases! {
     both_backends() => [
         what_free_text_finds_and_what_it_does_not,
         a_common_and_a_rare_term_page_and_count_alike,
+        each_way_of_reading_the_index_finds_the_same_events,
         events_stored_before_the_index_are_found_after_a_start,
         an_import_into_an_empty_log_is_searchable,
     ];
