@@ -881,13 +881,15 @@ impl Candidates {
     }
 }
 
-/// The candidates that the index has counted past a limit, and the limit: a
-/// lower bound that stays true, since the log only grows (an UPDATE may only
-/// fill in a missing search text). Counting a common trigram's events took
-/// longer than reading the page it picks (2 × 16,000 entries, some 2.5 ms, for
-/// `q=docs` on 1M events); counted once, it is known for good. The number
-/// of a rare term's candidates is never kept: it is counted each time, so
-/// "none" and "few" are always those of the query's own snapshot.
+/// Candidates (a trigram, a pair, all of a term's trigrams) that the index
+/// has counted up to the limit asked, and that limit: a lower bound that
+/// stays true, since the log only grows (an UPDATE may only fill in a missing
+/// search text). Counting a common trigram's events took longer than reading
+/// the page it picks (2 × 16,000 entries, some 2.5 ms, for `q=docs` on 1M
+/// events); counted once, it is known for as long as the process runs. A
+/// count below its limit is never kept: it is counted afresh each time, so a
+/// kept entry can only make a plan skip candidates, never decide that none
+/// or few events match.
 #[derive(Debug, Default)]
 pub(super) struct CommonTerms(std::sync::Mutex<HashMap<Candidates, i64>>);
 
@@ -1041,13 +1043,16 @@ fn term_candidates(
     let chars: Vec<char> = term.chars().collect();
     let options: Vec<Candidates> = match chars.len() {
         0 | 1 => return Ok(None),
-        2 => match next_char(chars[1]) {
-            Some(next) => vec![Candidates::Pair(
-                term.to_owned(),
-                [chars[0], next].iter().collect(),
-            )],
-            None => return Ok(None),
-        },
+        2 => {
+            let (first, second) = (as_tokenized(chars[0]), as_tokenized(chars[1]));
+            match next_char(second) {
+                Some(next) => vec![Candidates::Pair(
+                    [first, second].iter().collect(),
+                    [first, next].iter().collect(),
+                )],
+                None => return Ok(None),
+            }
+        }
         _ => covering_trigrams(&chars)
             .into_iter()
             .map(|t| Candidates::Trigrams(fts_token(t)))
@@ -1075,6 +1080,16 @@ fn term_candidates(
         }
     }
     Ok(rarest)
+}
+
+/// A character as FTS5 keeps it in a trigram: it reads U+FFFE and U+FFFF as
+/// U+FFFD (a query's MATCH is read the same way, a range of the vocabulary is
+/// not). A pair's candidates are then a few more than its events, never fewer.
+fn as_tokenized(c: char) -> char {
+    match c {
+        '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
+        c => c,
+    }
 }
 
 /// The character after `c`, in the order of their UTF-8 bytes (which is
@@ -1315,7 +1330,7 @@ pub fn optimize(conn: &mut DbConn) -> Result<(), DbError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Cost, Reading, like_pattern, next_char, trigrams};
+    use super::{Cost, Reading, as_tokenized, like_pattern, next_char, trigrams};
 
     #[test]
     fn a_pairs_trigrams_end_before_the_next_character() {
@@ -1324,6 +1339,8 @@ mod tests {
         // UTF-8 orders code points; the surrogates are no characters.
         assert_eq!(next_char('\u{d7ff}'), Some('\u{e000}'));
         assert_eq!(next_char(char::MAX), None);
+        assert_eq!(as_tokenized('\u{ffff}'), '\u{fffd}');
+        assert_eq!(as_tokenized('a'), 'a');
     }
 
     #[test]

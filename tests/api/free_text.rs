@@ -90,6 +90,22 @@ fn found(conn: &mut DbConn, q: &AuditQuery) -> (Vec<String>, MatchCount) {
     (ids, count_matching(conn, &q.filter).unwrap())
 }
 
+/// The resource ids of every page of a query, following its "Older" links.
+fn every_page(conn: &mut DbConn, q: &AuditQuery) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let mut page_query = q.clone();
+        page_query.cursor = cursor;
+        let page = fetch_page(conn, &page_query).unwrap();
+        seen.extend(page.events.iter().map(|e| e.resource_id.clone()));
+        match page.older {
+            Some(c) => cursor = Some(c),
+            None => return seen,
+        }
+    }
+}
+
 fn ids(conn: &mut DbConn, q: &str) -> Vec<String> {
     found(conn, &query(q, "")).0
 }
@@ -203,19 +219,7 @@ async fn a_common_and_a_rare_term_page_and_count_alike(backend: Backend) {
         let q = query(term, &format!("{more}&limit=100"));
         let (_, count) = found(&mut conn, &q);
         assert_eq!(count, MatchCount::Exactly(expect), "count of {term}{more}");
-        // Page through all of it.
-        let mut seen = Vec::new();
-        let mut cursor: Option<Cursor> = None;
-        loop {
-            let mut page_query = q.clone();
-            page_query.cursor = cursor;
-            let page = fetch_page(&mut conn, &page_query).unwrap();
-            seen.extend(page.events.iter().map(|e| e.resource_id.clone()));
-            match page.older {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
+        let seen = every_page(&mut conn, &q);
         let want: Vec<String> = (1..=1500u32)
             .rev()
             .filter(|n| term != "rare" || n % 100 == 0)
@@ -260,20 +264,38 @@ async fn each_way_of_reading_the_index_finds_the_same_events(backend: Backend) {
         })
         .collect();
     store::store_batch(&mut conn, &events, OnConflict::RefuseBatch).unwrap();
+    // FTS5 reads U+FFFE and U+FFFF as U+FFFD: the pair's range must too.
+    let odd = event(1501, "odd", "odd-\u{ffff}\u{fffe}", "u", "{}");
+    store::store_batch(&mut conn, &[odd], OnConflict::RefuseBatch).unwrap();
+    assert_eq!(ids(&mut conn, "-\u{ffff}"), ["odd"]);
+    assert_eq!(ids(&mut conn, "\u{ffff}\u{fffe}"), ["odd"]);
+    assert_eq!(ids(&mut conn, "d-\u{ffff}"), ["odd"]);
+    assert!(ids(&mut conn, "\u{fffd}\u{fffe}").is_empty());
     let sqlite = matches!(backend, Backend::Sqlite);
-    for (term, holds, reading) in [
-        ("RARE", (|n| n % 100 == 0) as fn(u32) -> bool, "candidates"),
-        ("tenth", |n| n % 10 == 0, "walk of candidates"),
-        ("common", |_| true, "walk"),
-        ("q7", |n| n % 7 == 0, "walk of candidates"),
-        ("ra", |n| n % 100 == 0, "candidates"),
-        ("zz", |_| false, "none"),
-        ("-tenth-rare", |n| n % 100 == 0, "candidates"),
+    for (term, more, holds, reading) in [
+        (
+            "RARE",
+            "",
+            (|n| n % 100 == 0) as fn(u32) -> bool,
+            "candidates",
+        ),
+        ("tenth", "", |n| n % 10 == 0, "walk of candidates"),
+        ("common", "", |_| true, "walk"),
+        ("q7", "", |n| n % 7 == 0, "walk of candidates"),
+        (
+            "q7",
+            "&status=failure",
+            |n| n % 14 == 7,
+            "walk of candidates",
+        ),
+        ("ra", "", |n| n % 100 == 0, "candidates"),
+        ("zz", "", |_| false, "none"),
+        ("-tenth-rare", "", |n| n % 100 == 0, "candidates"),
     ] {
-        let q = query(term, "&limit=20");
+        let q = query(term, &format!("&limit=20{more}"));
         let criteria = auditdesk::audit::query::criteria(&q.filter);
         let used = auditdesk::db::events::text_reading(&mut conn, &criteria, 21).unwrap();
-        assert_eq!(used, if sqlite { reading } else { "walk" }, "{term}");
+        assert_eq!(used, if sqlite { reading } else { "walk" }, "{term}{more}");
         let want: Vec<String> = (1..=1500u32)
             .rev()
             .filter(|&n| holds(n))
@@ -285,19 +307,7 @@ async fn each_way_of_reading_the_index_finds_the_same_events(backend: Backend) {
             MatchCount::Exactly(want.len() as i64),
             "count of {term}"
         );
-        let mut seen = Vec::new();
-        let mut cursor: Option<Cursor> = None;
-        loop {
-            let mut page_query = q.clone();
-            page_query.cursor = cursor;
-            let page = fetch_page(&mut conn, &page_query).unwrap();
-            seen.extend(page.events.iter().map(|e| e.resource_id.clone()));
-            match page.older {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        assert_eq!(seen, want, "pages of {term}");
+        assert_eq!(every_page(&mut conn, &q), want, "pages of {term}{more}");
     }
 }
 
