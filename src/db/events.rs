@@ -809,6 +809,11 @@ macro_rules! filtered_events {
 struct TextPlan {
     /// The rarest term's candidates, if the index is worth reading.
     indexed: Option<(Candidates, Reading)>,
+    /// An FTS5 query of the rarest term's candidates (of any number), to be
+    /// read newest first before the plan's reading (see [`newest_candidates`]),
+    /// giving up after as many as that reading would cost; and how many to
+    /// read first.
+    newest_first: Option<(String, i64, i64)>,
     /// Each event's `search_doc` must hold these: in SQLite's `instr`, the
     /// folded terms; in PostgreSQL's `LIKE`, their patterns.
     contains: Vec<String>,
@@ -944,12 +949,15 @@ impl Cost {
         }
     }
 
+    /// A candidate read by its id.
+    const CANDIDATE: f64 = 5.5;
+
     fn reading_candidates(&self) -> f64 {
-        5.5 * self.n
+        Self::CANDIDATE * self.n
     }
 
     fn walking_candidates(&self) -> f64 {
-        0.36 * self.n + 0.3 * self.walked() + 5.5 * self.want.min(self.n)
+        0.36 * self.n + 0.3 * self.walked() + Self::CANDIDATE * self.want.min(self.n)
     }
 
     fn walking_everything(&self) -> f64 {
@@ -982,6 +990,7 @@ impl TextPlan {
     fn new(conn: &mut DbConn, criteria: &Criteria, want: i64) -> Result<Self, DbError> {
         let mut plan = TextPlan {
             indexed: None,
+            newest_first: None,
             contains: Vec::new(),
             lacks: criteria.text_absent.clone(),
             none: false,
@@ -1019,21 +1028,39 @@ impl TextPlan {
                 _ => {}
             }
         }
-        plan.indexed = rarest.and_then(|(n, candidates)| {
-            let cost = Cost {
-                n: n as f64,
-                want: want as f64,
-                stored: stored as f64,
-            };
-            cost.best().map(|reading| (candidates, reading))
-        });
+        let Some((n, candidates)) = rarest else {
+            return Ok(plan);
+        };
+        let cost = Cost {
+            n: n as f64,
+            want: want as f64,
+            stored: stored as f64,
+        };
+        let reading = if n < enough { cost.best() } else { None };
+        // What the plan's reading costs, in candidates read newest first.
+        let budget = match reading {
+            Some(Reading::Candidates) => i64::MAX,
+            Some(Reading::Walk) => (cost.walking_candidates() / Cost::CANDIDATE) as i64,
+            None => (cost.walking_everything() / Cost::CANDIDATE) as i64,
+        };
+        // Few enough candidates are read in one chunk (one more than counted,
+        // so that a short chunk says it was the last): chunks cost a query each.
+        let first = if n < enough && n <= 8 * want {
+            n + 1
+        } else {
+            2 * want
+        };
+        if let Candidates::Trigrams(query) = &candidates {
+            plan.newest_first = Some((query.clone(), budget, first));
+        }
+        plan.indexed = reading.map(|r| (candidates, r));
         Ok(plan)
     }
 }
 
-/// A term's fewest candidates in the index, and how many there are, if
-/// fewer than `enough` (0: no event holds the term); `None` for a term the
-/// index cannot narrow (one character) or finds common.
+/// A term's fewest candidates in the index, and how many there are (0: no
+/// event holds the term; `enough`: at least that many, a common term);
+/// `None` for a term the index cannot narrow (one character).
 fn term_candidates(
     c: &mut diesel::SqliteConnection,
     common: &CommonTerms,
@@ -1075,11 +1102,9 @@ fn term_candidates(
         // Each trigram is common: the events with all of them may still be few.
         let all = Candidates::Trigrams(trigrams(term));
         let n = all.count_at_most(c, common, enough)?;
-        if n < enough {
-            rarest = Some((n, all));
-        }
+        rarest = Some((n, all));
     }
-    Ok(rarest)
+    Ok(rarest.or_else(|| options.into_iter().next().map(|o| (enough, o))))
 }
 
 /// A character as FTS5 keeps it in a trigram: it reads U+FFFE and U+FFFF as
@@ -1213,6 +1238,12 @@ pub fn page(
     if plan.none {
         return Ok(Vec::new());
     }
+    if let (Some(first), AnyConnection::Sqlite(c)) = (&plan.newest_first, conn.backend())
+        && position.is_none_or(|p| !p.newer)
+        && let Some(rows) = newest_candidates(c, criteria, &plan, first, position, limit)?
+    {
+        return Ok(rows);
+    }
     // Per backend, not through `AnyConnection`: a hot query (see `db`, "Hot queries").
     Ok(with_backend!(conn, c => {
         let mut q = filtered_events!(criteria, plan, text_sql(c));
@@ -1247,6 +1278,124 @@ pub fn page(
         rows.sort_by_key(|r| ids.iter().position(|&id| id == r.id));
         Ok::<_, DbError>(rows)
     })?)
+}
+
+/// Ids are grouped in blocks of `1 << TIME_BLOCK_BITS` for the newest time
+/// up to each (`event_time_blocks`, kept by a trigger: the shift is also in
+/// its SQL).
+const TIME_BLOCK_BITS: u32 = 8;
+
+/// A page of older events (or the newest page) from the candidates of an FTS5
+/// `query`, on SQLite, read newest id first in growing chunks (`first`, then
+/// twice as many each time). Every event of
+/// a chunk that matches `criteria` (tested with `plan`'s terms) is kept, and
+/// the best `limit` by (time, id), newest first. Once there are `limit`, the
+/// newest time of any event with a smaller id than those read
+/// ([`newest_time_below`]) says whether one could still rank among them (its
+/// id being smaller, only a newer time would). When events arrive in time
+/// order, that is after about a page of candidates. `None` when more than
+/// `budget` candidates were read without an end (events out of time order,
+/// a term in few of its candidates): the caller's plan reads the page instead.
+fn newest_candidates(
+    c: &mut diesel::SqliteConnection,
+    criteria: &Criteria,
+    plan: &TextPlan,
+    (query, budget, first): &(String, i64, i64),
+    position: Option<Position>,
+    limit: i64,
+) -> Result<Option<Vec<EventRow>>, DbError> {
+    let budget = *budget;
+    use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    // The chunk's events are tested by every criterion but the index itself.
+    let tested = TextPlan {
+        indexed: None,
+        newest_first: None,
+        contains: plan.contains.clone(),
+        lacks: plan.lacks.clone(),
+        none: false,
+    };
+    let want = usize::try_from(limit).unwrap_or(0);
+    let mut best: Vec<(NaiveDateTime, i64)> = Vec::new();
+    let mut below = i64::MAX;
+    let mut chunk_size = (*first).clamp(64, 4096).min(budget.max(1));
+    let mut read = 0;
+    loop {
+        let chunk: Vec<i64> = diesel::sql_query(
+            "SELECT rowid AS id FROM events_text WHERE events_text MATCH ? AND rowid < ? \
+             ORDER BY rowid DESC LIMIT ?",
+        )
+        .bind::<Text, _>(query.as_str())
+        .bind::<BigInt, _>(below)
+        .bind::<BigInt, _>(chunk_size)
+        .load::<Id>(c)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+        let Some(&oldest) = chunk.last() else {
+            break;
+        };
+        below = oldest;
+        let mut q = filtered_events!(criteria, tested, text_sql(c));
+        q = q.filter(events::id.eq_any(&chunk));
+        if let Some(p) = position {
+            q = q
+                .filter(events::time.le(p.time))
+                .filter(events::time.lt(p.time).or(events::id.lt(p.id)));
+        }
+        best.extend(
+            q.select((events::time, events::id))
+                .load::<(NaiveDateTime, i64)>(c)?,
+        );
+        best.sort_unstable_by(|a, b| b.cmp(a));
+        best.truncate(want);
+        if (chunk.len() as i64) < chunk_size {
+            break;
+        }
+        if best.len() == want
+            && let Some(&(kth, _)) = best.last()
+            && newest_time_below(c, below)?.is_none_or(|newest| newest <= kth)
+        {
+            break;
+        }
+        read += chunk.len() as i64;
+        if read >= budget {
+            return Ok(None);
+        }
+        chunk_size = (chunk_size * 2).min(4096).min(budget - read);
+    }
+    let ids: Vec<i64> = best.iter().map(|&(_, id)| id).collect();
+    let mut rows: Vec<EventRow> = events::table
+        .filter(events::id.eq_any(&ids))
+        .select(EventRow::as_select())
+        .load(c)?;
+    rows.sort_by_key(|r| ids.iter().position(|&id| id == r.id));
+    Ok(Some(rows))
+}
+
+/// The newest time of any event whose id is below `id` (and of a few above
+/// it, in the same block): `None` when there is none.
+fn newest_time_below(
+    c: &mut diesel::SqliteConnection,
+    id: i64,
+) -> Result<Option<NaiveDateTime>, DbError> {
+    use diesel::sql_types::{BigInt, Nullable, Timestamp};
+    #[derive(QueryableByName)]
+    struct Newest {
+        #[diesel(sql_type = Nullable<Timestamp>)]
+        newest: Option<NaiveDateTime>,
+    }
+    Ok(diesel::sql_query(
+        "SELECT newest FROM event_time_blocks WHERE block <= ? ORDER BY block DESC LIMIT 1",
+    )
+    .bind::<BigInt, _>((id - 1) >> TIME_BLOCK_BITS)
+    .get_result::<Newest>(c)
+    .optional()?
+    .and_then(|n| n.newest))
 }
 
 /// How many events match, counting no further than `cap` (never a full count).

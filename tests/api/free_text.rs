@@ -311,6 +311,67 @@ async fn each_way_of_reading_the_index_finds_the_same_events(backend: Backend) {
     }
 }
 
+/// Events stored out of time order (late ones, early ones, several at the same
+/// time) are paged by time all the same when a term's candidates are read
+/// newest id first: the reading stops early only when no event with a
+/// smaller id can be newer, and hands over to the walk when it cannot.
+async fn candidates_read_newest_first_keep_the_time_order(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let mut conn = db.connect();
+    auditdesk::db::run_migrations(&mut conn).unwrap();
+    let base = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let time_of = |n: u32| -> chrono::DateTime<chrono::Utc> {
+        let n = i64::from(n);
+        if n % 97 == 0 {
+            base - chrono::Duration::hours(n) // arrived late
+        } else if n % 89 == 0 {
+            base + chrono::Duration::days(1) + chrono::Duration::seconds(n) // from the future
+        } else {
+            base + chrono::Duration::seconds(n / 3 * 3) // three at a time
+        }
+    };
+    let events: Vec<NewEvent> = (1..=1500)
+        .map(|n| {
+            let mut target = format!("common-{n}");
+            if n % 10 == 0 {
+                target.push_str("-tenth");
+            }
+            if n % 100 == 0 {
+                target.push_str("-rare");
+            }
+            let mut e = event(n, &format!("id{n}"), &target, "u", "{}");
+            e.event.time = time_of(n);
+            e
+        })
+        .collect();
+    // In several batches, as a log fills.
+    for batch in events.chunks(200) {
+        store::store_batch(&mut conn, batch, OnConflict::RefuseBatch).unwrap();
+    }
+    for (term, limit, holds) in [
+        ("tenth", 20, (|n| n % 10 == 0) as fn(u32) -> bool),
+        ("tenth", 5, |n| n % 10 == 0),
+        ("rare", 5, |n| n % 100 == 0),
+        ("common", 50, |_| true),
+        ("-1", 30, |n| n.to_string().starts_with('1')),
+    ] {
+        let q = query(term, &format!("&limit={limit}"));
+        let mut want: Vec<u32> = (1..=1500u32).filter(|&n| holds(n)).collect();
+        // Newest first; among equal times, the later stored (higher id) first.
+        want.sort_by_key(|&n| std::cmp::Reverse((time_of(n), n)));
+        let want: Vec<String> = want.into_iter().map(|n| format!("id{n}")).collect();
+        assert_eq!(
+            every_page(&mut conn, &q),
+            want,
+            "pages of {term} by {limit}"
+        );
+    }
+}
+
 /// Events stored before the index existed (their search text NULL) are given
 /// one at the next start, and found like any other.
 async fn events_stored_before_the_index_are_found_after_a_start(backend: Backend) {
@@ -404,6 +465,7 @@ crate::cases! {
         what_free_text_finds_and_what_it_does_not,
         a_common_and_a_rare_term_page_and_count_alike,
         each_way_of_reading_the_index_finds_the_same_events,
+        candidates_read_newest_first_keep_the_time_order,
         events_stored_before_the_index_are_found_after_a_start,
         an_import_into_an_empty_log_is_searchable,
     ];

@@ -1,0 +1,2 @@
+-- Nothing on PostgreSQL: the SQLite twin serves its free-text reading.
+SELECT 1;

@@ -1,0 +1,2 @@
+DROP TRIGGER event_time_blocks_insert;
+DROP TABLE event_time_blocks;
