@@ -90,6 +90,28 @@ fn found(conn: &mut DbConn, q: &AuditQuery) -> (Vec<String>, MatchCount) {
     (ids, count_matching(conn, &q.filter).unwrap())
 }
 
+/// A new database of `backend` with its tables, and a connection to it
+/// (`None`, said loudly by `TestDb`, when the backend is not available).
+fn migrated(backend: Backend) -> Option<(TestDb, DbConn)> {
+    let db = TestDb::new(backend)?;
+    let mut conn = db.connect();
+    auditdesk::db::run_migrations(&mut conn).unwrap();
+    Some((db, conn))
+}
+
+/// The target of the `n`th of the tests' 1,500 events: "common" in each,
+/// "tenth" in every 10th, "rare" in every 100th.
+fn tiered_target(n: u32) -> String {
+    let mut target = format!("common-{n}");
+    if n.is_multiple_of(10) {
+        target.push_str("-tenth");
+    }
+    if n.is_multiple_of(100) {
+        target.push_str("-rare");
+    }
+    target
+}
+
 /// The resource ids of every page of a query, following its "Older" links.
 fn every_page(conn: &mut DbConn, q: &AuditQuery) -> Vec<String> {
     let mut seen = Vec::new();
@@ -111,11 +133,9 @@ fn ids(conn: &mut DbConn, q: &str) -> Vec<String> {
 }
 
 async fn what_free_text_finds_and_what_it_does_not(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
+    let Some((_db, mut conn)) = migrated(backend) else {
         return;
     };
-    let mut conn = db.connect();
-    auditdesk::db::run_migrations(&mut conn).unwrap();
     store::store_batch(&mut conn, &the_events(), OnConflict::RefuseBatch).unwrap();
     let cases: &[(&str, &[&str])] = &[
         // Unicode case folding, the same on both backends.
@@ -192,11 +212,9 @@ async fn what_free_text_finds_and_what_it_does_not(backend: Backend) {
 /// walking the time index: the same events either way, paged without gaps or
 /// repeats, and counted up to the cap.
 async fn a_common_and_a_rare_term_page_and_count_alike(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
+    let Some((_db, mut conn)) = migrated(backend) else {
         return;
     };
-    let mut conn = db.connect();
-    auditdesk::db::run_migrations(&mut conn).unwrap();
     // 1,500 events with "common", every 100th with "rare" too.
     let events: Vec<NewEvent> = (1..=1500)
         .map(|n| {
@@ -241,22 +259,14 @@ async fn a_common_and_a_rare_term_page_and_count_alike(backend: Backend) {
 /// common one by testing every event of the walk, and a term of two
 /// characters through the trigrams that start with it.
 async fn each_way_of_reading_the_index_finds_the_same_events(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
+    let Some((_db, mut conn)) = migrated(backend) else {
         return;
     };
-    let mut conn = db.connect();
-    auditdesk::db::run_migrations(&mut conn).unwrap();
-    // 1,500 events: "common" in each, "tenth" in every 10th, "rare" in every 100th;
-    // "q7" ends the target of every 7th (a pair at the end of a field).
+    // 1,500 events (see `tiered_target`); "q7" ends the target of every 7th
+    // (a pair at the end of a field).
     let events: Vec<NewEvent> = (1..=1500)
         .map(|n| {
-            let mut target = format!("common-{n}");
-            if n % 10 == 0 {
-                target.push_str("-tenth");
-            }
-            if n % 100 == 0 {
-                target.push_str("-rare");
-            }
+            let mut target = tiered_target(n);
             if n % 7 == 0 {
                 target.push_str("-Q7");
             }
@@ -316,11 +326,9 @@ async fn each_way_of_reading_the_index_finds_the_same_events(backend: Backend) {
 /// newest id first: the reading stops early only when no event with a
 /// smaller id can be newer, and hands over to the walk when it cannot.
 async fn candidates_read_newest_first_keep_the_time_order(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
+    let Some((_db, mut conn)) = migrated(backend) else {
         return;
     };
-    let mut conn = db.connect();
-    auditdesk::db::run_migrations(&mut conn).unwrap();
     let base = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
         .unwrap()
         .to_utc();
@@ -336,14 +344,7 @@ async fn candidates_read_newest_first_keep_the_time_order(backend: Backend) {
     };
     let events: Vec<NewEvent> = (1..=1500)
         .map(|n| {
-            let mut target = format!("common-{n}");
-            if n % 10 == 0 {
-                target.push_str("-tenth");
-            }
-            if n % 100 == 0 {
-                target.push_str("-rare");
-            }
-            let mut e = event(n, &format!("id{n}"), &target, "u", "{}");
+            let mut e = event(n, &format!("id{n}"), &tiered_target(n), "u", "{}");
             e.event.time = time_of(n);
             e
         })
@@ -375,11 +376,9 @@ async fn candidates_read_newest_first_keep_the_time_order(backend: Backend) {
 /// Events stored before the index existed (their search text NULL) are given
 /// one at the next start, and found like any other.
 async fn events_stored_before_the_index_are_found_after_a_start(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
+    let Some((_db, mut conn)) = migrated(backend) else {
         return;
     };
-    let mut conn = db.connect();
-    auditdesk::db::run_migrations(&mut conn).unwrap();
     store::store_batch(&mut conn, &the_events(), OnConflict::RefuseBatch).unwrap();
     // As they were before the migration: no search text. (The database refuses
     // to empty a search text, so its guard is lifted for the test.)
