@@ -781,6 +781,20 @@ macro_rules! filtered_events {
     }};
 }
 
+/// The events with these ids (a page's, chosen by their time and id alone),
+/// read whole and in the order of `$ids`, on either backend's connection.
+macro_rules! rows_in_order {
+    ($c:expr, $ids:expr) => {{
+        let ids: &[i64] = &$ids;
+        let mut rows: Vec<EventRow> = events::table
+            .filter(events::id.eq_any(ids))
+            .select(EventRow::as_select())
+            .load($c)?;
+        rows.sort_by_key(|r| ids.iter().position(|&id| id == r.id));
+        rows
+    }};
+}
+
 /// How a query finds its free-text terms (CONTRACT.md, "Free text").
 ///
 /// On SQLite a term is looked up in the FTS5 trigram index `events_text`
@@ -1271,11 +1285,7 @@ pub fn page(
         // page's rows are read (sorting whole rows, diffs and all, took three
         // times as long).
         let ids: Vec<i64> = q.limit(limit).select(events::id).load(c)?;
-        let mut rows: Vec<EventRow> = events::table
-            .filter(events::id.eq_any(&ids))
-            .select(EventRow::as_select())
-            .load(c)?;
-        rows.sort_by_key(|r| ids.iter().position(|&id| id == r.id));
+        let rows = rows_in_order!(c, ids);
         Ok::<_, DbError>(rows)
     })?)
 }
@@ -1369,11 +1379,7 @@ fn newest_candidates(
         chunk_size = (chunk_size * 2).min(4096).min(budget - read);
     }
     let ids: Vec<i64> = best.iter().map(|&(_, id)| id).collect();
-    let mut rows: Vec<EventRow> = events::table
-        .filter(events::id.eq_any(&ids))
-        .select(EventRow::as_select())
-        .load(c)?;
-    rows.sort_by_key(|r| ids.iter().position(|&id| id == r.id));
+    let rows = rows_in_order!(c, ids);
     Ok(Some(rows))
 }
 
