@@ -42,6 +42,8 @@ pub struct Application {
     config: Config,
     /// Signs checkpoints; `None`: checkpoints are off (PostgreSQL without a key).
     signing_key: Option<std::sync::Arc<crate::integrity::note::SigningKey>>,
+    /// SQLite's free-text index, kept behind the log while the server runs.
+    _text_index: Option<db::text_index::Indexer>,
 }
 
 /// Why the server could not start.
@@ -105,6 +107,7 @@ impl Application {
             .port();
         let key = cookie_key(&pool)?;
         let events = db::event_writer::EventWriter::start(&database, pool.clone())?;
+        let text_index = db::text_index::Indexer::start(&database)?;
         let form_key = crate::web::pre_login::FormKey::derive(key.signing());
         let device_key = crate::web::pre_login::DeviceKey::derive(key.signing());
         let state = crate::web::AppState::new(
@@ -159,6 +162,7 @@ impl Application {
             pool,
             config,
             signing_key,
+            _text_index: text_index,
         })
     }
 

@@ -313,7 +313,7 @@ pub fn unsearched(conn: &mut DbConn, after: i64, limit: i64) -> Result<Vec<Event
 }
 
 /// Sets the search text of stored events that have none yet, in one
-/// transaction (on SQLite a trigger indexes it in `events_text`). An event
+/// transaction (on SQLite the index's thread adds it to the index). An event
 /// another instance filled in meanwhile is left as it is (the database
 /// refuses to change a search text once set).
 pub fn set_search_docs(conn: &mut DbConn, docs: &[(i64, String)]) -> Result<(), DbError> {
@@ -355,7 +355,7 @@ const SECONDARY_INDEXES: &[(&str, &str)] = &[
 ];
 
 /// PostgreSQL's trigram index of the search text (SQLite's is the FTS5 table
-/// `events_text`, kept by triggers, not an index of the table).
+/// `events_text` in a file of its own, see [`super::text_index`]).
 const POSTGRES_INDEXES: &[(&str, &str)] =
     &[("events_search_doc", "USING gin (search_doc gin_trgm_ops)")];
 
@@ -386,77 +386,21 @@ pub fn secondary_index_names(conn: &mut DbConn) -> Vec<&'static str> {
     secondary_indexes(conn).map(|(name, _)| *name).collect()
 }
 
-/// SQLite's trigger that adds each new event's search text to the FTS5 index,
-/// exactly as the search_text migration creates it. A bulk load drops it with
-/// the indexes and rebuilds the index from the table at the end, which takes
-/// about half the time of indexing row by row.
-const TEXT_INDEX_TRIGGER: (&str, &str) = (
-    "events_text_insert",
-    "CREATE TRIGGER events_text_insert AFTER INSERT ON events BEGIN
-    INSERT INTO events_text (rowid, search_doc) VALUES (new.id, new.search_doc);
-END",
-);
-
-/// Drops the secondary indexes before a bulk load (see [`SECONDARY_INDEXES`]),
-/// and on SQLite the free-text index's insert trigger.
+/// Drops the secondary indexes before a bulk load (see [`SECONDARY_INDEXES`]).
+/// SQLite's free-text index is not among them: it is written behind the log
+/// ([`super::text_index`]), and fills after the load.
 pub fn drop_secondary_indexes(conn: &mut DbConn) -> Result<(), DbError> {
     use diesel::connection::SimpleConnection;
-    let mut sql: String = secondary_indexes(conn)
+    let sql: String = secondary_indexes(conn)
         .map(|(name, _)| format!("DROP INDEX IF EXISTS {name};"))
         .collect();
-    if matches!(conn.backend(), AnyConnection::Sqlite(_)) {
-        sql.push_str(&format!("DROP TRIGGER IF EXISTS {};", TEXT_INDEX_TRIGGER.0));
-    }
     conn.batch_execute(&sql)?;
     Ok(())
 }
 
-/// The SQL of the free-text index's insert trigger as SQLite keeps it, if
-/// it exists (`None` on PostgreSQL, which has none).
-pub fn text_index_trigger(conn: &mut DbConn) -> Result<Option<String>, DbError> {
-    use diesel::sql_types::Text;
-    #[derive(QueryableByName)]
-    struct Sql {
-        #[diesel(sql_type = Text)]
-        sql: String,
-    }
-    let AnyConnection::Sqlite(c) = conn.backend() else {
-        return Ok(None);
-    };
-    let found: Option<Sql> =
-        diesel::sql_query("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?")
-            .bind::<Text, _>(TEXT_INDEX_TRIGGER.0)
-            .get_result(c)
-            .optional()?;
-    Ok(found.map(|f| f.sql))
-}
-
-/// On SQLite, puts the free-text index's insert trigger back if a bulk load
-/// dropped it, and rebuilds the index from every event's search text, in one
-/// write transaction (an event stored meanwhile is in the rebuild or passes
-/// the trigger).
-fn ensure_text_index(conn: &mut DbConn) -> Result<(), DbError> {
-    use diesel::connection::SimpleConnection;
-    if !matches!(conn.backend(), AnyConnection::Sqlite(_)) || text_index_trigger(conn)?.is_some() {
-        return Ok(());
-    }
-    // Checked again inside the transaction: another process starting at the
-    // same time may have put it back first.
-    write_transaction(conn, |conn| {
-        if text_index_trigger(conn)?.is_some() {
-            return Ok(());
-        }
-        conn.batch_execute(&format!(
-            "{}; INSERT INTO events_text (events_text) VALUES ('rebuild');",
-            TEXT_INDEX_TRIGGER.1
-        ))
-        .map_err(DbError::from)
-    })
-}
-
-/// Creates whichever secondary indexes are missing, and SQLite's free-text
-/// index if its trigger is: after a bulk load, and on every start (a no-op
-/// normally; it repairs an import that was killed midway).
+/// Creates whichever secondary indexes are missing: after a bulk load, and
+/// on every start (a no-op normally; it repairs an import that was killed
+/// midway).
 pub fn ensure_secondary_indexes(conn: &mut DbConn) -> Result<(), DbError> {
     use diesel::connection::SimpleConnection;
     // Only what is missing: even `CREATE INDEX IF NOT EXISTS` takes a lock on the
@@ -469,7 +413,7 @@ pub fn ensure_secondary_indexes(conn: &mut DbConn) -> Result<(), DbError> {
     if !sql.is_empty() {
         conn.batch_execute(&sql)?;
     }
-    ensure_text_index(conn)
+    Ok(())
 }
 
 /// The names of the events table's indexes, as the database lists them.
@@ -752,17 +696,37 @@ macro_rules! filtered_events {
                 Reading::Walk => "+events.id IN (",
             };
             let test = diesel::dsl::sql::<diesel::sql_types::Bool>(test);
-            q = match candidates {
-                Candidates::Trigrams(query) => q.filter(
+            // The events the index lacks yet join the candidates (the SQL is
+            // the same as before the index was written behind once it has
+            // caught up).
+            use diesel::sql_types::{BigInt, Text};
+            q = match (candidates, plan.unindexed_after) {
+                (Candidates::Trigrams(query), None) => q.filter(
                     test.sql(TRIGRAM_CANDIDATES[0])
-                        .bind::<diesel::sql_types::Text, _>(query.clone())
+                        .bind::<Text, _>(query.clone())
                         .sql(")"),
                 ),
-                Candidates::Pair(from, to) => q.filter(
+                (Candidates::Trigrams(query), Some(after)) => q.filter(
+                    test.sql(TRIGRAM_CANDIDATES[0])
+                        .bind::<Text, _>(query.clone())
+                        .sql(UNINDEXED_CANDIDATES)
+                        .bind::<BigInt, _>(after)
+                        .sql(")"),
+                ),
+                (Candidates::Pair(from, to), None) => q.filter(
                     test.sql(PAIR_CANDIDATES[0])
-                        .bind::<diesel::sql_types::Text, _>(from.clone())
+                        .bind::<Text, _>(from.clone())
                         .sql(PAIR_CANDIDATES[1])
-                        .bind::<diesel::sql_types::Text, _>(to.clone())
+                        .bind::<Text, _>(to.clone())
+                        .sql(")"),
+                ),
+                (Candidates::Pair(from, to), Some(after)) => q.filter(
+                    test.sql(PAIR_CANDIDATES[0])
+                        .bind::<Text, _>(from.clone())
+                        .sql(PAIR_CANDIDATES[1])
+                        .bind::<Text, _>(to.clone())
+                        .sql(UNINDEXED_CANDIDATES)
+                        .bind::<BigInt, _>(after)
                         .sql(")"),
                 ),
             };
@@ -835,6 +799,9 @@ struct TextPlan {
     lacks: Vec<String>,
     /// The index shows that no event can match.
     none: bool,
+    /// The events after this id are not in the index yet (see
+    /// [`super::text_index`]): each is one of every term's candidates.
+    unindexed_after: Option<i64>,
 }
 
 /// Where a term's candidates are found in SQLite's free-text index.
@@ -849,6 +816,9 @@ enum Candidates {
 
 /// The SQL of [`Candidates::Trigrams`] before its bound query.
 const TRIGRAM_CANDIDATES: [&str; 1] = ["SELECT rowid FROM events_text WHERE events_text MATCH "];
+/// Added to a term's candidates before the bound id of the last event the
+/// index holds: the events after it.
+const UNINDEXED_CANDIDATES: &str = " UNION ALL SELECT id FROM events WHERE id > ";
 /// The SQL of [`Candidates::Pair`] before each of its bound trigrams.
 const PAIR_CANDIDATES: [&str; 2] = [
     "SELECT doc FROM events_text_vocab WHERE term >= ",
@@ -1008,15 +978,14 @@ impl TextPlan {
             contains: Vec::new(),
             lacks: criteria.text_absent.clone(),
             none: false,
+            unindexed_after: None,
         };
         if matches!(conn.backend(), AnyConnection::Postgres(_)) {
             plan.contains = criteria.text.iter().map(|t| like_escaped(t)).collect();
             return Ok(plan);
         }
         plan.contains = criteria.text.clone();
-        // While a bulk load has the index's trigger dropped, the index misses
-        // events: every term is tested on the walk.
-        if criteria.text.is_empty() || text_index_trigger(conn)?.is_none() {
+        if criteria.text.is_empty() {
             return Ok(plan);
         }
         let database = conn.database().clone();
@@ -1029,9 +998,20 @@ impl TextPlan {
             .first::<Option<i64>>(c)?
             .unwrap_or(0);
         let enough = Cost::enough(want, stored);
+        // Events after the index's last are every term's candidates too: when
+        // they are as many as `enough`, every event is tested on the walk.
+        let indexed = super::text_index::indexed_through_sqlite(c)?.min(stored);
+        let unindexed = stored - indexed;
+        if unindexed >= enough {
+            return Ok(plan);
+        }
+        if unindexed > 0 {
+            plan.unindexed_after = Some(indexed);
+        }
         let mut rarest: Option<(i64, Candidates)> = None;
         for term in &criteria.text {
-            match term_candidates(c, common, term, enough)? {
+            let found = term_candidates(c, common, term, enough - unindexed)?;
+            match found.map(|(n, candidates)| (n + unindexed, candidates)) {
                 Some((0, _)) => {
                     plan.none = true;
                     return Ok(plan);
@@ -1328,28 +1308,41 @@ fn newest_candidates(
         contains: plan.contains.clone(),
         lacks: plan.lacks.clone(),
         none: false,
+        unindexed_after: None,
     };
     let want = usize::try_from(limit).unwrap_or(0);
     let mut best: Vec<(NaiveDateTime, i64)> = Vec::new();
     let mut below = i64::MAX;
     let mut chunk_size = (*first).clamp(64, 4096).min(budget.max(1));
     let mut read = 0;
+    // The events the index does not hold yet come first: they are the newest.
+    let mut unindexed = plan.unindexed_after;
     loop {
-        let chunk: Vec<i64> = diesel::sql_query(
-            "SELECT rowid AS id FROM events_text WHERE events_text MATCH ? AND rowid < ? \
-             ORDER BY rowid DESC LIMIT ?",
-        )
-        .bind::<Text, _>(query.as_str())
-        .bind::<BigInt, _>(below)
-        .bind::<BigInt, _>(chunk_size)
-        .load::<Id>(c)?
+        let chunk: Vec<i64> = match unindexed {
+            Some(after) => diesel::sql_query(
+                "SELECT id FROM events WHERE id > ? AND id < ? ORDER BY id DESC LIMIT ?",
+            )
+            .bind::<BigInt, _>(after)
+            .bind::<BigInt, _>(below)
+            .bind::<BigInt, _>(chunk_size)
+            .load::<Id>(c)?,
+            None => diesel::sql_query(
+                "SELECT rowid AS id FROM events_text WHERE events_text MATCH ? AND rowid < ? \
+                 ORDER BY rowid DESC LIMIT ?",
+            )
+            .bind::<Text, _>(query.as_str())
+            .bind::<BigInt, _>(below)
+            .bind::<BigInt, _>(chunk_size)
+            .load::<Id>(c)?,
+        }
         .into_iter()
         .map(|r| r.id)
         .collect();
-        let Some(&oldest) = chunk.last() else {
-            break;
-        };
-        below = oldest;
+        // A short chunk is the last of its kind.
+        let last = (chunk.len() as i64) < chunk_size;
+        if let Some(&oldest) = chunk.last() {
+            below = oldest;
+        }
         let mut q = filtered_events!(criteria, tested, text_sql(c));
         q = q.filter(events::id.eq_any(&chunk));
         if let Some(p) = position {
@@ -1363,8 +1356,14 @@ fn newest_candidates(
         );
         best.sort_unstable_by(|a, b| b.cmp(a));
         best.truncate(want);
-        if (chunk.len() as i64) < chunk_size {
-            break;
+        match unindexed {
+            // The index's candidates next (any it took in since are read already).
+            Some(after) if last => {
+                unindexed = None;
+                below = below.min(after + 1);
+            }
+            None if last => break,
+            _ => {}
         }
         if best.len() == want
             && let Some(&(kth, _)) = best.last()
@@ -1464,13 +1463,9 @@ where
 pub fn optimize(conn: &mut DbConn) -> Result<(), DbError> {
     use diesel::connection::SimpleConnection;
     match conn.backend() {
-        // FTS5's 'optimize' merges the free-text index's segments into one,
-        // which a bulk load leaves in hundreds: a rare term's lookup read the
-        // doclists of each (5.5 ms before, 2.2 ms after, on 1M events; the
-        // merge took 4.6 s).
-        AnyConnection::Sqlite(c) => c.batch_execute(
-            "PRAGMA optimize; ANALYZE; INSERT INTO events_text (events_text) VALUES ('optimize');",
-        )?,
+        // The free-text index is merged by its own thread once it has caught
+        // up with a large load (`text_index::optimize`).
+        AnyConnection::Sqlite(c) => c.batch_execute("PRAGMA optimize; ANALYZE;")?,
         AnyConnection::Postgres(c) => {
             // VACUUM sets the visibility map, without which the planner avoids
             // index-only scans after a bulk load (the capped counts read the heap:

@@ -24,6 +24,7 @@ pub mod login_failures;
 pub mod schema;
 pub mod sessions;
 pub mod settings;
+pub mod text_index;
 pub mod tokens;
 pub mod users;
 
@@ -463,8 +464,14 @@ fn open(url: &DatabaseUrl) -> Result<AnyConnection, DbError> {
                     one_line(&e.to_string())
                 ))
             })?;
+            let attach = text_index::attach_sql(path).ok_or_else(|| {
+                DbError::Config(format!(
+                    "SQLite path '{}' is not valid UTF-8",
+                    path.display()
+                ))
+            })?;
             conn.batch_execute(&format!(
-                "{SQLITE_PRAGMAS}\nPRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"
+                "{SQLITE_PRAGMAS}\nPRAGMA busy_timeout = {BUSY_TIMEOUT_MS};\n{WRITE_TURN_TABLE}\n{attach}"
             ))
             .map_err(|e| {
                 DbError::Connect(format!(
@@ -550,6 +557,12 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
     let applied = applied.map_err(|e| DbError::Migration(e.to_string()))?;
     // An import killed while its indexes were dropped left them missing.
     events::ensure_secondary_indexes(conn)?;
+    // Before any search: SQLite's free-text index must be this database's.
+    if text_index::check_belongs(conn)? {
+        tracing::warn!(
+            "the free-text index belonged to another database (a restored or copied file): it starts over"
+        );
+    }
     Ok(applied)
 }
 
@@ -634,9 +647,23 @@ impl WriterQueue {
     }
 }
 
-/// Runs `f` in a write transaction. On SQLite it begins IMMEDIATE, taking the write
-/// lock up front, so that concurrent writers queue on busy_timeout instead of one of
-/// them failing with "database is locked" when its read lock cannot be upgraded.
+/// An empty table of every SQLite database, made when a connection opens:
+/// deleting nothing from it is how a write transaction takes the database's
+/// write lock first ([`SQLITE_TAKE_WRITE_LOCK`]).
+const WRITE_TURN_TABLE: &str = "CREATE TABLE IF NOT EXISTS main.write_turn (never INTEGER);";
+
+/// A write transaction's first statement on SQLite: it takes the database's write lock
+/// up front, so that concurrent writers queue on busy_timeout instead of one of
+/// them failing with "database is locked" when its read lock cannot be
+/// upgraded. Not `BEGIN IMMEDIATE`, which takes the write lock of every
+/// attached file, the free-text index's too ([`text_index`]): the writers of
+/// events would then wait for the index's writer, and it for them. A DELETE
+/// that deletes nothing takes the lock of its own file only (and the busy
+/// handler waits for it as for `BEGIN IMMEDIATE`, nothing being read yet).
+const SQLITE_TAKE_WRITE_LOCK: &str = "DELETE FROM main.write_turn WHERE 0";
+
+/// Runs `f` in a write transaction. On SQLite it takes the database's write
+/// lock up front ([`SQLITE_TAKE_WRITE_LOCK`]).
 pub fn write_transaction<T, E>(
     conn: &mut DbConn,
     f: impl FnOnce(&mut DbConn) -> Result<T, E>,
@@ -659,7 +686,11 @@ where
         // p99 2.5 s, a core idle). Other processes still meet busy_timeout.
         let database = conn.database.clone();
         let _one_writer = database.0.writers.turn().map_err(DbError::from)?;
-        return transaction(conn, Some("BEGIN IMMEDIATE"), f);
+        return transaction(conn, Some("BEGIN"), |conn| {
+            conn.batch_execute(SQLITE_TAKE_WRITE_LOCK)
+                .map_err(DbError::from)?;
+            f(conn)
+        });
     }
     transaction(conn, None, f)
 }

@@ -54,8 +54,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// SQLite only: the FTS5 trigram index of `events.search_doc` (external
-    /// content, kept by triggers; see the search_text migration).
+    /// SQLite only: the FTS5 trigram index of `events.search_doc`, in the
+    /// attached file `search` (see `db::text_index`).
     events_text (rowid) {
         rowid -> BigInt,
         search_doc -> Nullable<Text>,

@@ -128,6 +128,19 @@ fn every_page(conn: &mut DbConn, q: &AuditQuery) -> Vec<String> {
     }
 }
 
+/// Adds up to `n` more events to SQLite's free-text index (it is written
+/// behind the log, by the server's thread; these tests have no server), all
+/// of them when `None`.
+fn index(conn: &mut DbConn, n: Option<i64>) {
+    use auditdesk::db::text_index::index_more;
+    match n {
+        Some(n) => {
+            index_more(conn, n).unwrap();
+        }
+        None => while index_more(conn, 1000).unwrap() > 0 {},
+    }
+}
+
 fn ids(conn: &mut DbConn, q: &str) -> Vec<String> {
     found(conn, &query(q, "")).0
 }
@@ -281,43 +294,56 @@ async fn each_way_of_reading_the_index_finds_the_same_events(backend: Backend) {
     assert_eq!(ids(&mut conn, "\u{ffff}\u{fffe}"), ["odd"]);
     assert_eq!(ids(&mut conn, "d-\u{ffff}"), ["odd"]);
     assert!(ids(&mut conn, "\u{fffd}\u{fffe}").is_empty());
-    let sqlite = matches!(backend, Backend::Sqlite);
-    for (term, more, holds, reading) in [
-        (
-            "RARE",
-            "",
-            (|n| n % 100 == 0) as fn(u32) -> bool,
-            "candidates",
-        ),
-        ("tenth", "", |n| n % 10 == 0, "walk of candidates"),
-        ("common", "", |_| true, "walk"),
-        ("q7", "", |n| n % 7 == 0, "walk of candidates"),
-        (
-            "q7",
-            "&status=failure",
-            |n| n % 14 == 7,
-            "walk of candidates",
-        ),
-        ("ra", "", |n| n % 100 == 0, "candidates"),
-        ("zz", "", |_| false, "none"),
-        ("-tenth-rare", "", |n| n % 100 == 0, "candidates"),
-    ] {
-        let q = query(term, &format!("&limit=20{more}"));
-        let criteria = auditdesk::audit::query::criteria(&q.filter);
-        let used = auditdesk::db::events::text_reading(&mut conn, &criteria, 21).unwrap();
-        assert_eq!(used, if sqlite { reading } else { "walk" }, "{term}{more}");
-        let want: Vec<String> = (1..=1500u32)
-            .rev()
-            .filter(|&n| holds(n))
-            .map(|n| format!("id{n}"))
-            .collect();
-        let (_, count) = found(&mut conn, &q);
-        assert_eq!(
-            count,
-            MatchCount::Exactly(want.len() as i64),
-            "count of {term}"
-        );
-        assert_eq!(every_page(&mut conn, &q), want, "pages of {term}{more}");
+    let sqlite = sqlite(backend);
+    // The index 500 events behind the log, then caught up: the same events.
+    index(&mut conn, Some(1001));
+    for round in ["behind", "caught up"] {
+        if round == "caught up" {
+            index(&mut conn, None);
+        }
+        for (term, more, holds, reading) in [
+            (
+                "RARE",
+                "",
+                (|n| n % 100 == 0) as fn(u32) -> bool,
+                "candidates",
+            ),
+            ("tenth", "", |n| n % 10 == 0, "walk of candidates"),
+            ("common", "", |_| true, "walk"),
+            ("q7", "", |n| n % 7 == 0, "walk of candidates"),
+            (
+                "q7",
+                "&status=failure",
+                |n| n % 14 == 7,
+                "walk of candidates",
+            ),
+            ("ra", "", |n| n % 100 == 0, "candidates"),
+            ("zz", "", |_| false, "none"),
+            ("-tenth-rare", "", |n| n % 100 == 0, "candidates"),
+        ] {
+            let q = query(term, &format!("&limit=20{more}"));
+            let criteria = auditdesk::audit::query::criteria(&q.filter);
+            let used = auditdesk::db::events::text_reading(&mut conn, &criteria, 21).unwrap();
+            if round == "caught up" {
+                assert_eq!(used, if sqlite { reading } else { "walk" }, "{term}{more}");
+            }
+            let want: Vec<String> = (1..=1500u32)
+                .rev()
+                .filter(|&n| holds(n))
+                .map(|n| format!("id{n}"))
+                .collect();
+            let (_, count) = found(&mut conn, &q);
+            assert_eq!(
+                count,
+                MatchCount::Exactly(want.len() as i64),
+                "count of {term}, index {round}"
+            );
+            assert_eq!(
+                every_page(&mut conn, &q),
+                want,
+                "pages of {term}{more}, index {round}"
+            );
+        }
     }
 }
 
@@ -353,23 +379,30 @@ async fn candidates_read_newest_first_keep_the_time_order(backend: Backend) {
     for batch in events.chunks(200) {
         store::store_batch(&mut conn, batch, OnConflict::RefuseBatch).unwrap();
     }
-    for (term, limit, holds) in [
-        ("tenth", 20, (|n| n % 10 == 0) as fn(u32) -> bool),
-        ("tenth", 5, |n| n % 10 == 0),
-        ("rare", 5, |n| n % 100 == 0),
-        ("common", 50, |_| true),
-        ("-1", 30, |n| n.to_string().starts_with('1')),
-    ] {
-        let q = query(term, &format!("&limit={limit}"));
-        let mut want: Vec<u32> = (1..=1500u32).filter(|&n| holds(n)).collect();
-        // Newest first; among equal times, the later stored (higher id) first.
-        want.sort_by_key(|&n| std::cmp::Reverse((time_of(n), n)));
-        let want: Vec<String> = want.into_iter().map(|n| format!("id{n}")).collect();
-        assert_eq!(
-            every_page(&mut conn, &q),
-            want,
-            "pages of {term} by {limit}"
-        );
+    // With the newest 30 not indexed yet (they are read first), then all.
+    index(&mut conn, Some(1470));
+    for round in ["behind", "caught up"] {
+        if round == "caught up" {
+            index(&mut conn, None);
+        }
+        for (term, limit, holds) in [
+            ("tenth", 20, (|n| n % 10 == 0) as fn(u32) -> bool),
+            ("tenth", 5, |n| n % 10 == 0),
+            ("rare", 5, |n| n % 100 == 0),
+            ("common", 50, |_| true),
+            ("-1", 30, |n| n.to_string().starts_with('1')),
+        ] {
+            let q = query(term, &format!("&limit={limit}"));
+            let mut want: Vec<u32> = (1..=1500u32).filter(|&n| holds(n)).collect();
+            // Newest first; among equal times, the later stored (higher id) first.
+            want.sort_by_key(|&n| std::cmp::Reverse((time_of(n), n)));
+            let want: Vec<String> = want.into_iter().map(|n| format!("id{n}")).collect();
+            assert_eq!(
+                every_page(&mut conn, &q),
+                want,
+                "pages of {term} by {limit}, index {round}"
+            );
+        }
     }
 }
 
@@ -394,8 +427,14 @@ async fn events_stored_before_the_index_are_found_after_a_start(backend: Backend
     };
     conn.batch_execute(forget).unwrap();
     assert_eq!(ids(&mut conn, "nvidia"), Vec::<String>::new());
+    // SQLite's index waits for them: it never skips an event.
+    index(&mut conn, None);
+    let indexed = || auditdesk::db::text_index::indexed_through;
+    assert_eq!(indexed()(&mut conn).unwrap(), sqlite(backend).then_some(0));
     assert_eq!(store::fill_search_docs(&mut conn).unwrap(), 8);
     assert_eq!(ids(&mut conn, "nvidia"), ["e3"]);
+    index(&mut conn, None);
+    assert_eq!(indexed()(&mut conn).unwrap(), sqlite(backend).then_some(8));
     assert_eq!(ids(&mut conn, "ΟΔΟς"), ["e2"]);
     assert_eq!(store::fill_search_docs(&mut conn).unwrap(), 0, "done once");
     // Filled in by another instance meanwhile: left as it is, and no error.
@@ -408,10 +447,11 @@ async fn events_stored_before_the_index_are_found_after_a_start(backend: Backend
     assert_eq!(ids(&mut conn, "other"), Vec::<String>::new());
 }
 
-/// An import into an empty table builds the free-text index after loading
-/// (its trigger dropped with the indexes): what it loaded is found, and so is
-/// what is stored after it; an import killed before that is repaired by the
-/// next start.
+/// An import into an empty table (its indexes dropped while it loads) is
+/// found at once, and so is what is stored after it; an import killed before
+/// its indexes are built again is repaired by the next start. (SQLite's
+/// free-text index is filled by the server afterwards: until then each event
+/// is tested.)
 async fn an_import_into_an_empty_log_is_searchable(backend: Backend) {
     let Some(db) = TestDb::new(backend) else {
         return;
@@ -446,7 +486,7 @@ async fn an_import_into_an_empty_log_is_searchable(backend: Backend) {
     )
     .unwrap();
     assert_eq!(ids(&mut conn, "later-tar"), ["e9"]);
-    // Killed with its indexes (and trigger) dropped: the next start rebuilds.
+    // Killed with its indexes dropped: the next start rebuilds them.
     auditdesk::db::events::drop_secondary_indexes(&mut conn).unwrap();
     store::store_batch(
         &mut conn,
@@ -459,8 +499,114 @@ async fn an_import_into_an_empty_log_is_searchable(backend: Backend) {
     assert_eq!(ids(&mut conn, "later-tar"), ["e9"]);
 }
 
+fn sqlite(backend: Backend) -> bool {
+    matches!(backend, Backend::Sqlite)
+}
+
+/// SQLite's free-text index is a file of its own, with its own write lock:
+/// its writer holding it never holds up a writer of events, nor the other
+/// way round (both are tried without waiting at all).
+async fn the_index_is_written_beside_the_writers_of_events() {
+    let Some((db, mut conn)) = migrated(Backend::Sqlite) else {
+        return;
+    };
+    let some = |from: u32| -> Vec<NewEvent> {
+        (from..from + 50)
+            .map(|n| event(n, &format!("id{n}"), &tiered_target(n), "u", "{}"))
+            .collect()
+    };
+    store::store_batch(&mut conn, &some(1), OnConflict::RefuseBatch).unwrap();
+    let mut indexer = db.connect();
+    conn.batch_execute("PRAGMA busy_timeout = 0").unwrap();
+    indexer.batch_execute("PRAGMA busy_timeout = 0").unwrap();
+    indexer
+        .batch_execute("BEGIN; DELETE FROM search.text_indexed WHERE 0;")
+        .unwrap();
+    store::store_batch(&mut conn, &some(51), OnConflict::RefuseBatch)
+        .expect("events are stored while the index's file is being written");
+    indexer.batch_execute("ROLLBACK").unwrap();
+    conn.batch_execute("BEGIN; DELETE FROM main.write_turn WHERE 0;")
+        .unwrap();
+    let added = auditdesk::db::text_index::index_more(&mut indexer, 1000)
+        .expect("the index is written while events are being stored");
+    conn.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(added, 100);
+    assert_eq!(ids(&mut indexer, "-rare"), ["id100"]);
+}
+
+/// An index file that belongs to another database (a database restored from
+/// a backup beside a newer index, a file copied from elsewhere) is found out
+/// at the start and filled again from the first event: its events are never
+/// taken for this database's.
+async fn another_databases_index_is_started_over() {
+    let backend = Backend::Sqlite;
+    use auditdesk::db::text_index::{check_belongs, indexed_through, path_of};
+    let (Some((first_db, mut first)), Some((second_db, mut second))) =
+        (migrated(backend), migrated(backend))
+    else {
+        return;
+    };
+    let events = |word: &str| -> Vec<NewEvent> {
+        (1..=40)
+            .map(|n| event(n, &format!("{word}{n}"), &format!("{word}-{n}"), "u", "{}"))
+            .collect()
+    };
+    store::store_batch(&mut first, &events("apple"), OnConflict::RefuseBatch).unwrap();
+    store::store_batch(&mut second, &events("pear"), OnConflict::RefuseBatch).unwrap();
+    index(&mut first, None);
+    first
+        .batch_execute("PRAGMA search.wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    assert!(!check_belongs(&mut first).unwrap(), "its own index");
+    drop(second);
+    let (auditdesk::db::DatabaseUrl::Sqlite(from), auditdesk::db::DatabaseUrl::Sqlite(to)) =
+        (&first_db.url, &second_db.url)
+    else {
+        unreachable!("SQLite only")
+    };
+    std::fs::copy(path_of(from), path_of(to)).unwrap();
+    let mut second = second_db.connect();
+    assert_eq!(indexed_through(&mut second).unwrap(), Some(40), "the copy");
+    assert!(
+        check_belongs(&mut second).unwrap(),
+        "another database's index"
+    );
+    assert_eq!(indexed_through(&mut second).unwrap(), Some(0));
+    index(&mut second, Some(20));
+    assert_eq!(ids(&mut second, "pear-7"), ["pear7"]);
+    assert_eq!(ids(&mut second, "pear-37"), ["pear37"]);
+    assert_eq!(ids(&mut second, "apple"), Vec::<String>::new());
+}
+
+/// The server keeps SQLite's index: what it stores is soon indexed.
+async fn the_server_indexes_what_it_stores(backend: Backend) {
+    let Some(app) = crate::helpers::TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut conn = app.db.connect();
+    let events: Vec<NewEvent> = (1..=300)
+        .map(|n| event(n, &format!("id{n}"), &tiered_target(n), "u", "{}"))
+        .collect();
+    store::store_batch(&mut conn, &events, OnConflict::RefuseBatch).unwrap();
+    let stored = auditdesk::db::events::count_all(&mut conn).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut through = auditdesk::db::text_index::indexed_through(&mut conn).unwrap();
+    while through.is_some_and(|t| t < stored) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        through = auditdesk::db::text_index::indexed_through(&mut conn).unwrap();
+    }
+    // Every event (the ids start at 1): the stored ones, and the server's own.
+    assert_eq!(through, sqlite(backend).then_some(stored));
+    assert_eq!(ids(&mut conn, "-rare"), ["id300", "id200", "id100"]);
+}
+
 crate::cases! {
+    one() => [
+        the_index_is_written_beside_the_writers_of_events,
+        another_databases_index_is_started_over,
+    ];
     both_backends() => [
+        the_server_indexes_what_it_stores,
         what_free_text_finds_and_what_it_does_not,
         a_common_and_a_rare_term_page_and_count_alike,
         each_way_of_reading_the_index_finds_the_same_events,
