@@ -261,9 +261,7 @@ impl Indexer {
         if database.url().is_postgres() {
             return Ok(None);
         }
-        let mut conn = database.connect_one()?;
-        // The index's pages stay cached while it is written.
-        conn.batch_execute(&format!("PRAGMA {SCHEMA}.cache_size = -65536;"))?;
+        let conn = database.connect_one()?;
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("text-index".into())
@@ -308,6 +306,9 @@ fn keep(mut conn: DbConn, stopped: mpsc::Receiver<()>) {
                     if let Err(e) = optimize(&mut conn) {
                         tracing::error!(error = %e, "the free-text index could not be merged");
                     }
+                    // What the catch-up and the merge held goes back to the system.
+                    let _ = conn.batch_execute("PRAGMA shrink_memory;");
+                    crate::memory::release_freed();
                     tracing::info!(
                         events = run.0,
                         seconds = run.1.elapsed().as_secs_f64(),

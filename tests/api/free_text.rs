@@ -269,8 +269,9 @@ async fn a_common_and_a_rare_term_page_and_count_alike(backend: Backend) {
 /// cheapest, and each finds exactly the events that hold the term, page by
 /// page and counted: a rare term's candidates read one by one, a term in one
 /// event in ten found by walking the time index through its candidates, a
-/// common one by testing every event of the walk, and a term of two
-/// characters through the trigrams that start with it.
+/// common one by testing every event of the walk, a term of two
+/// characters through the trigrams that start with it, and a term whose two
+/// rarest trigrams are each common through the events with both.
 async fn each_way_of_reading_the_index_finds_the_same_events(backend: Backend) {
     let Some((_db, mut conn)) = migrated(backend) else {
         return;
@@ -282,6 +283,13 @@ async fn each_way_of_reading_the_index_finds_the_same_events(backend: Backend) {
             let mut target = tiered_target(n);
             if n % 7 == 0 {
                 target.push_str("-Q7");
+            }
+            // Each half of "qxzkvw" in hundreds of events, both in 50, the
+            // term itself in 10.
+            for (every, word) in [(5, "-qxz"), (6, "-kvw"), (150, "-qxzkvw")] {
+                if n % every == 0 {
+                    target.push_str(word);
+                }
             }
             event(n, &format!("id{n}"), &target, "u", "{}")
         })
@@ -320,6 +328,9 @@ async fn each_way_of_reading_the_index_finds_the_same_events(backend: Backend) {
             ("ra", "", |n| n % 100 == 0, "candidates"),
             ("zz", "", |_| false, "none"),
             ("-tenth-rare", "", |n| n % 100 == 0, "candidates"),
+            // Its two trigrams are in 300 and 250 events: the 50 with both are
+            // few enough to read one by one.
+            ("qxzkvw", "", |n| n % 150 == 0, "candidates"),
         ] {
             let q = query(term, &format!("&limit=20{more}"));
             let criteria = auditdesk::audit::query::criteria(&q.filter);
