@@ -204,6 +204,7 @@ fn next_job(
 /// for a reader that still uses the WAL (a long export) or for another writer:
 /// it reports `false` and is tried again after the next quiet spell. (The
 /// copying itself runs on the writer thread, as SQLite's own checkpoints do.)
+/// The database's WAL only: the free-text index's file is its thread's.
 fn truncate_wal(conn: &mut DbConn) -> bool {
     #[derive(diesel::QueryableByName)]
     struct Checkpoint {
@@ -214,7 +215,7 @@ fn truncate_wal(conn: &mut DbConn) -> bool {
         return true; // only SQLite has a WAL file of its own
     };
     let attempt = c.batch_execute("PRAGMA busy_timeout = 0;").and_then(|()| {
-        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<Checkpoint>(c)
+        diesel::sql_query("PRAGMA main.wal_checkpoint(TRUNCATE)").get_result::<Checkpoint>(c)
     });
     // Whatever became of the attempt: the next write must wait its turn again.
     let restored = c.batch_execute(&format!(

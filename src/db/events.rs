@@ -700,18 +700,20 @@ macro_rules! filtered_events {
             // the same as before the index was written behind once it has
             // caught up).
             use diesel::sql_types::{BigInt, Text};
-            q = match (candidates, plan.unindexed_after) {
+            q = match (candidates, &plan.unindexed_after) {
                 (Candidates::Trigrams(query), None) => q.filter(
                     test.sql(TRIGRAM_CANDIDATES[0])
                         .bind::<Text, _>(query.clone())
                         .sql(")"),
                 ),
-                (Candidates::Trigrams(query), Some(after)) => q.filter(
+                (Candidates::Trigrams(query), Some((after, term))) => q.filter(
                     test.sql(TRIGRAM_CANDIDATES[0])
                         .bind::<Text, _>(query.clone())
-                        .sql(UNINDEXED_CANDIDATES)
-                        .bind::<BigInt, _>(after)
-                        .sql(")"),
+                        .sql(UNINDEXED_CANDIDATES[0])
+                        .bind::<BigInt, _>(*after)
+                        .sql(UNINDEXED_CANDIDATES[1])
+                        .bind::<Text, _>(term.clone())
+                        .sql(UNINDEXED_CANDIDATES[2]),
                 ),
                 (Candidates::Pair(from, to), None) => q.filter(
                     test.sql(PAIR_CANDIDATES[0])
@@ -720,14 +722,16 @@ macro_rules! filtered_events {
                         .bind::<Text, _>(to.clone())
                         .sql(")"),
                 ),
-                (Candidates::Pair(from, to), Some(after)) => q.filter(
+                (Candidates::Pair(from, to), Some((after, term))) => q.filter(
                     test.sql(PAIR_CANDIDATES[0])
                         .bind::<Text, _>(from.clone())
                         .sql(PAIR_CANDIDATES[1])
                         .bind::<Text, _>(to.clone())
-                        .sql(UNINDEXED_CANDIDATES)
-                        .bind::<BigInt, _>(after)
-                        .sql(")"),
+                        .sql(UNINDEXED_CANDIDATES[0])
+                        .bind::<BigInt, _>(*after)
+                        .sql(UNINDEXED_CANDIDATES[1])
+                        .bind::<Text, _>(term.clone())
+                        .sql(UNINDEXED_CANDIDATES[2]),
                 ),
             };
         }
@@ -800,8 +804,9 @@ struct TextPlan {
     /// The index shows that no event can match.
     none: bool,
     /// The events after this id are not in the index yet (see
-    /// [`super::text_index`]): each is one of every term's candidates.
-    unindexed_after: Option<i64>,
+    /// [`super::text_index`]): those of them holding this term (the rarest
+    /// term's, tested with `instr`) join its candidates.
+    unindexed_after: Option<(i64, String)>,
 }
 
 /// Where a term's candidates are found in SQLite's free-text index.
@@ -816,9 +821,18 @@ enum Candidates {
 
 /// The SQL of [`Candidates::Trigrams`] before its bound query.
 const TRIGRAM_CANDIDATES: [&str; 1] = ["SELECT rowid FROM events_text WHERE events_text MATCH "];
-/// Added to a term's candidates before the bound id of the last event the
-/// index holds: the events after it.
-const UNINDEXED_CANDIDATES: &str = " UNION ALL SELECT id FROM events WHERE id > ";
+/// Added to a term's candidates, around the bound id of the last event the
+/// index holds and the bound term: the events after it that hold the term
+/// (each tested once, as the candidates' set is gathered).
+const UNINDEXED_CANDIDATES: [&str; 3] = [
+    " UNION ALL SELECT tail.id FROM events AS tail WHERE tail.id > ",
+    " AND instr(tail.search_doc, ",
+    ") > 0)",
+];
+/// How many of the events after `id` hold the term, counting no further than
+/// the limit (each tested with `instr`).
+const UNINDEXED_MATCHES: &str = "SELECT count(*) AS n FROM (SELECT 1 FROM events \
+     WHERE id > ? AND instr(search_doc, ?) > 0 LIMIT ?) AS matches";
 /// The SQL of [`Candidates::Pair`] before each of its bound trigrams.
 const PAIR_CANDIDATES: [&str; 2] = [
     "SELECT doc FROM events_text_vocab WHERE term >= ",
@@ -998,33 +1012,58 @@ impl TextPlan {
             .first::<Option<i64>>(c)?
             .unwrap_or(0);
         let enough = Cost::enough(want, stored);
-        // Events after the index's last are every term's candidates too: when
-        // they are as many as `enough`, every event is tested on the walk.
+        // The events after the index's last are the candidates of each term
+        // that hold it: while they are fewer than `enough`, all of them are
+        // counted as such; when more (the index is catching up with a large
+        // load), the rarest term is tested on each of them, so that a rare
+        // term is still looked up in the index, not tested on every event.
         let indexed = super::text_index::indexed_through_sqlite(c)?.min(stored);
         let unindexed = stored - indexed;
-        if unindexed >= enough {
-            return Ok(plan);
-        }
-        if unindexed > 0 {
-            plan.unindexed_after = Some(indexed);
-        }
-        let mut rarest: Option<(i64, Candidates)> = None;
+        let few_unindexed = unindexed < enough;
+        let limit = if few_unindexed {
+            enough - unindexed
+        } else {
+            enough
+        };
+        let mut rarest: Option<(i64, Candidates, &String)> = None;
         for term in &criteria.text {
-            let found = term_candidates(c, common, term, enough - unindexed)?;
-            match found.map(|(n, candidates)| (n + unindexed, candidates)) {
-                Some((0, _)) => {
+            let found = term_candidates(c, common, term, limit)?;
+            match found
+                .map(|(n, candidates)| (n + if few_unindexed { unindexed } else { 0 }, candidates))
+            {
+                Some((0, _)) if unindexed == 0 => {
                     plan.none = true;
                     return Ok(plan);
                 }
-                Some((n, candidates)) if rarest.as_ref().is_none_or(|(r, _)| n < *r) => {
-                    rarest = Some((n, candidates));
+                Some((n, candidates)) if rarest.as_ref().is_none_or(|(r, ..)| n < *r) => {
+                    rarest = Some((n, candidates, term));
                 }
                 _ => {}
             }
         }
-        let Some((n, candidates)) = rarest else {
+        let Some((mut n, candidates, term)) = rarest else {
             return Ok(plan);
         };
+        if !few_unindexed && n < enough {
+            #[derive(QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            n += diesel::sql_query(UNINDEXED_MATCHES)
+                .bind::<diesel::sql_types::BigInt, _>(indexed)
+                .bind::<diesel::sql_types::Text, _>(term)
+                .bind::<diesel::sql_types::BigInt, _>(enough - n)
+                .get_result::<Count>(c)?
+                .n;
+            if n == 0 {
+                plan.none = true;
+                return Ok(plan);
+            }
+        }
+        if unindexed > 0 {
+            plan.unindexed_after = Some((indexed, term.clone()));
+        }
         let cost = Cost {
             n: n as f64,
             want: want as f64,
@@ -1343,7 +1382,7 @@ fn newest_candidates(
     let mut chunk_size = (*first).clamp(64, 4096).min(budget.max(1));
     let mut read = 0;
     // The events the index does not hold yet come first: they are the newest.
-    let mut unindexed = plan.unindexed_after;
+    let mut unindexed = plan.unindexed_after.as_ref().map(|&(after, _)| after);
     loop {
         let chunk: Vec<i64> = match unindexed {
             Some(after) => diesel::sql_query(
@@ -1490,9 +1529,13 @@ where
 pub fn optimize(conn: &mut DbConn) -> Result<(), DbError> {
     use diesel::connection::SimpleConnection;
     match conn.backend() {
-        // The free-text index is merged by its own thread once it has caught
-        // up with a large load (`text_index::optimize`).
-        AnyConnection::Sqlite(c) => c.batch_execute("PRAGMA optimize; ANALYZE;")?,
+        // The database's own tables only: a bare ANALYZE (or PRAGMA optimize)
+        // covers every attached file, the free-text index's too, and waits
+        // for the index's write lock while holding the database's, holding up
+        // every writer of events behind the index's thread (an import in CI
+        // failed as busy). The index is merged by its own thread once it has
+        // caught up with a large load (`text_index::optimize`).
+        AnyConnection::Sqlite(c) => c.batch_execute("PRAGMA main.optimize; ANALYZE main;")?,
         AnyConnection::Postgres(c) => {
             // VACUUM sets the visibility map, without which the planner avoids
             // index-only scans after a bulk load (the capped counts read the heap:

@@ -45,7 +45,7 @@ pub fn path_of(database: &Path) -> std::path::PathBuf {
 /// holds if it is new (a statement that finds its table already there takes
 /// no lock). Its own WAL; `synchronous = NORMAL`: a power cut may lose the
 /// index's last transactions, and its mark goes back with them (the events
-/// are indexed again).
+/// are indexed again). Its WAL is cut back to 64 MiB once copied back.
 pub fn attach_sql(database: &Path) -> Option<String> {
     let path = path_of(database);
     let path = path.to_str()?.replace('\'', "''");
@@ -53,6 +53,7 @@ pub fn attach_sql(database: &Path) -> Option<String> {
         "ATTACH DATABASE '{path}' AS {SCHEMA};
 PRAGMA {SCHEMA}.journal_mode = WAL;
 PRAGMA {SCHEMA}.synchronous = NORMAL;
+PRAGMA {SCHEMA}.journal_size_limit = 67108864;
 CREATE VIRTUAL TABLE IF NOT EXISTS {SCHEMA}.events_text USING fts5(
     search_doc,
     content = '',
@@ -136,37 +137,48 @@ fn hash_of(c: &mut diesel::SqliteConnection, id: i64) -> Result<Option<String>, 
 /// Runs `f` in a transaction that writes the index's file and only reads the
 /// database's: its first statement takes the index's write lock (waiting its
 /// turn), so the database's stays free for the writers of events (`BEGIN
-/// IMMEDIATE` would take every attached file's).
+/// IMMEDIATE` would take every attached file's). Whatever fails (the lock,
+/// `f`, the commit), the transaction is rolled back: the connection is never
+/// left inside it (the index's thread would then fail every batch after).
 fn index_transaction<T>(
     c: &mut diesel::SqliteConnection,
     f: impl FnOnce(&mut diesel::SqliteConnection) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
-    c.batch_execute(&format!(
-        "BEGIN; DELETE FROM {SCHEMA}.text_indexed WHERE 0;"
-    ))?;
-    match f(c) {
-        Ok(v) => {
+    c.batch_execute("BEGIN")?;
+    let done = c
+        .batch_execute(&format!("DELETE FROM {SCHEMA}.text_indexed WHERE 0"))
+        .map_err(DbError::from)
+        .and_then(|()| f(c))
+        .and_then(|v| {
             c.batch_execute("COMMIT")?;
             Ok(v)
-        }
-        Err(e) => {
-            let _ = c.batch_execute("ROLLBACK");
-            Err(e)
-        }
+        });
+    if done.is_err() {
+        // Nothing to roll back if the commit went through after all.
+        let _ = c.batch_execute("ROLLBACK");
     }
+    done
 }
 
 /// Whether the index is this database's: the last event it holds is stored
 /// here with the same content hash. If not, the index is emptied and starts
 /// over from the first event (`true`). Run with the migrations, before any
-/// search (at the server's start and by every command).
+/// search (at the server's start and by every command). An index that
+/// belongs is found so without its write lock: a command does not wait for
+/// the index's thread (a merge holds it for seconds).
 pub fn check_belongs(conn: &mut DbConn) -> Result<bool, DbError> {
     let AnyConnection::Sqlite(c) = conn.backend() else {
         return Ok(false);
     };
-    index_transaction(c, |c| {
+    let belongs = |c: &mut diesel::SqliteConnection| -> Result<bool, DbError> {
         let m = mark(c)?;
-        if m.through_id == 0 || hash_of(c, m.through_id)? == m.through_hash {
+        Ok(m.through_id == 0 || hash_of(c, m.through_id)? == m.through_hash)
+    };
+    if belongs(c)? {
+        return Ok(false);
+    }
+    index_transaction(c, |c| {
+        if belongs(c)? {
             return Ok(false);
         }
         c.batch_execute(&format!(
@@ -231,6 +243,10 @@ pub fn optimize(conn: &mut DbConn) -> Result<(), DbError> {
         c.batch_execute(&format!(
             "INSERT INTO {SCHEMA}.events_text (events_text) VALUES ('optimize');"
         ))?;
+        // The merge rewrote the whole index into the WAL: copied back now,
+        // and the file cut, if no search holds an older view of it (if one
+        // does, SQLite's own checkpoints copy it back later).
+        c.batch_execute(&format!("PRAGMA {SCHEMA}.wal_checkpoint(TRUNCATE);"))?;
     }
     Ok(())
 }
@@ -263,9 +279,10 @@ impl Indexer {
         }
         let conn = database.connect_one()?;
         let (stop, stopped) = mpsc::channel::<()>();
+        let database = database.clone();
         let thread = std::thread::Builder::new()
             .name("text-index".into())
-            .spawn(move || keep(conn, stopped))
+            .spawn(move || keep(conn, &database, stopped))
             .map_err(|e| {
                 DbError::Config(format!("cannot start the free-text index's thread: {e}"))
             })?;
@@ -286,7 +303,7 @@ impl Drop for Indexer {
 }
 
 /// The index's thread: adds what is new, in batches, until told to stop.
-fn keep(mut conn: DbConn, stopped: mpsc::Receiver<()>) {
+fn keep(mut conn: DbConn, database: &Database, stopped: mpsc::Receiver<()>) {
     // SAFETY: setpriority only reads its arguments; on Linux, `who` = 0 with
     // PRIO_PROCESS names the calling thread.
     #[cfg(target_os = "linux")]
@@ -320,6 +337,10 @@ fn keep(mut conn: DbConn, stopped: mpsc::Receiver<()>) {
             }
             Err(e) => {
                 tracing::error!(error = %e, "the free-text index could not be written; searches test the events it lacks");
+                // A connection in a state it cannot leave is not tried again.
+                if let Ok(fresh) = database.connect_one() {
+                    conn = fresh;
+                }
                 run = (0, Instant::now());
                 Duration::from_secs(1)
             }
