@@ -333,7 +333,9 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let applied = db::run_migrations(&mut conn)?;
             let filled = crate::audit::store::fill_search_docs(&mut conn)?;
             if filled > 0 {
-                eprintln!("indexed the free text of {filled} earlier event(s)");
+                eprintln!(
+                    "filled in the search text of {filled} earlier event(s); the server indexes it"
+                );
             }
             let sealed = crate::integrity::seal::seal_earlier_events(&mut conn)?;
             if sealed > 0 {

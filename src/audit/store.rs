@@ -132,11 +132,11 @@ pub fn fill_search_docs(conn: &mut DbConn) -> Result<u64, DbError> {
         rows::set_search_docs(conn, &docs)?;
         filled += docs.len() as u64;
         if filled.is_multiple_of(100_000) {
-            tracing::info!("free text: {filled} earlier events indexed so far");
+            tracing::info!("free text: search text filled in for {filled} earlier events so far");
         }
     }
     if filled > 0 {
-        tracing::info!("free text: {filled} earlier events indexed");
+        tracing::info!("free text: search text filled in for {filled} earlier events");
     }
     Ok(filled)
 }
