@@ -413,7 +413,7 @@ fn verify_command(url: &DatabaseUrl, args: VerifyArgs) -> Result<ExitCode, CliEr
             path.display()
         )));
     }
-    let conn = &mut db::connect_one(url)?;
+    let conn = &mut db::Database::new(url.clone()).connect_read_only()?;
     if let Err(e) = db::log::next_position(conn) {
         return Err(CliError(format!(
             "this database has no log positions to check ({e}); run `auditdesk migrate` first"

@@ -195,6 +195,17 @@ impl Database {
             database: self.clone(),
         })
     }
+
+    /// Opens one connection that cannot write (`auditdesk verify`): a SQLite
+    /// file is opened read-only, with nothing made beside it (no free-text
+    /// index file, no table), so checking a copy kept as evidence leaves it as
+    /// it was; a PostgreSQL session's transactions are read-only.
+    pub fn connect_read_only(&self) -> Result<DbConn, DbError> {
+        Ok(DbConn {
+            conn: open_read_only(self.url())?,
+            database: self.clone(),
+        })
+    }
 }
 
 impl DbConn {
@@ -464,25 +475,71 @@ fn open(url: &DatabaseUrl) -> Result<AnyConnection, DbError> {
                     one_line(&e.to_string())
                 ))
             })?;
-            let attach = text_index::attach_sql(path).ok_or_else(|| {
+            let failed = |e: DbError| match e {
+                DbError::Query(e) => DbError::Connect(format!(
+                    "SQLite file '{}': {}",
+                    path.display(),
+                    one_line(&e.to_string())
+                )),
+                e => e,
+            };
+            conn.batch_execute(&format!(
+                "{SQLITE_PRAGMAS}\nPRAGMA busy_timeout = {BUSY_TIMEOUT_MS};\n{WRITE_TURN_TABLE}"
+            ))
+            .map_err(|e| failed(e.into()))?;
+            text_index::attach(&mut conn, path).map_err(failed)?;
+            Ok(AnyConnection::Sqlite(conn))
+        }
+    }
+}
+
+/// Opens a connection to `url` that cannot write (see [`Database::connect_read_only`]).
+fn open_read_only(url: &DatabaseUrl) -> Result<AnyConnection, DbError> {
+    match url {
+        DatabaseUrl::Postgres(_) => {
+            let mut conn = open(url)?;
+            conn.batch_execute("SET default_transaction_read_only = on;")?;
+            Ok(conn)
+        }
+        DatabaseUrl::Sqlite(path) => {
+            let path_str = path.to_str().ok_or_else(|| {
                 DbError::Config(format!(
                     "SQLite path '{}' is not valid UTF-8",
                     path.display()
                 ))
             })?;
-            conn.batch_execute(&format!(
-                "{SQLITE_PRAGMAS}\nPRAGMA busy_timeout = {BUSY_TIMEOUT_MS};\n{WRITE_TURN_TABLE}\n{attach}"
-            ))
-            .map_err(|e| {
+            let failed = |e: &dyn std::fmt::Display| {
                 DbError::Connect(format!(
-                    "SQLite file '{}': {}",
+                    "SQLite file '{}' (read-only): {}",
                     path.display(),
                     one_line(&e.to_string())
                 ))
-            })?;
+            };
+            let mut conn = diesel::SqliteConnection::establish(&read_only_uri(path_str))
+                .map_err(|e| failed(&e))?;
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA query_only = ON;"
+            ))
+            .map_err(|e| failed(&e))?;
             Ok(AnyConnection::Sqlite(conn))
         }
     }
+}
+
+/// An SQLite URI that opens the file at `path` read-only. The path's bytes
+/// other than letters, digits, `/` and `-._~` are percent-encoded (a `?`, `#`
+/// or `%` in a file name would otherwise be read as the URI's own).
+fn read_only_uri(path: &str) -> String {
+    let mut uri = String::from("file:");
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro");
+    uri
 }
 
 fn one_line(s: &str) -> String {

@@ -46,7 +46,7 @@ pub fn path_of(database: &Path) -> std::path::PathBuf {
 /// no lock). Its own WAL; `synchronous = NORMAL`: a power cut may lose the
 /// index's last transactions, and its mark goes back with them (the events
 /// are indexed again). Its WAL is cut back to 64 MiB once copied back.
-pub fn attach_sql(database: &Path) -> Option<String> {
+fn attach_sql(database: &Path) -> Option<String> {
     let path = path_of(database);
     let path = path.to_str()?.replace('\'', "''");
     Some(format!(
@@ -67,6 +67,88 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.text_indexed (
     through_hash TEXT
 );"
     ))
+}
+
+/// Attaches the index's file to a new SQLite connection ([`attach_sql`]). A
+/// file there that SQLite cannot read as a database (overwritten, its first
+/// page damaged) is moved aside, named `<database>.search.damaged-<UTC time>`
+/// (its WAL with it), and a new index is made in its place, filled again from
+/// the first event: a damaged index must not keep the server from starting,
+/// and searches are right meanwhile (they test the events not indexed yet).
+pub(super) fn attach(c: &mut diesel::SqliteConnection, database: &Path) -> Result<(), DbError> {
+    let sql = attach_sql(database).ok_or_else(|| {
+        DbError::Config(format!(
+            "SQLite path '{}' is not valid UTF-8",
+            database.display()
+        ))
+    })?;
+    match c.batch_execute(&sql) {
+        Err(e) if is_damaged(&e) => {}
+        attached => return Ok(attached?),
+    }
+    /// One connection of this process at a time moves a damaged index aside,
+    /// so that none moves away the new one another has just made.
+    static SETTING_ASIDE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = SETTING_ASIDE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let detach = format!("DETACH DATABASE {SCHEMA}");
+    let _ = c.batch_execute(&detach);
+    let damage = match c.batch_execute(&sql) {
+        Err(e) if is_damaged(&e) => e,
+        attached => return Ok(attached?),
+    };
+    let _ = c.batch_execute(&detach);
+    let aside = set_aside(database)?;
+    tracing::warn!(
+        damage = %damage,
+        "the free-text index {} could not be read: moved to {}; a new one is filled from the first event",
+        path_of(database).display(),
+        aside.display()
+    );
+    Ok(c.batch_execute(&sql)?)
+}
+
+/// Whether SQLite found a file that is not a database, or a damaged one.
+fn is_damaged(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info)
+        if info.message().contains("file is not a database")
+            || info.message().contains("database disk image is malformed"))
+}
+
+/// Renames the index's file (and its WAL) to `<file>.damaged-<UTC time>`, and
+/// removes its shared-memory file (it describes the old WAL): where it went.
+fn set_aside(database: &Path) -> Result<std::path::PathBuf, DbError> {
+    let file = path_of(database);
+    let with = |path: &Path, tail: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(tail);
+        std::path::PathBuf::from(name)
+    };
+    let aside = with(
+        &file,
+        &chrono::Utc::now()
+            .format(".damaged-%Y%m%dT%H%M%S%.3fZ")
+            .to_string(),
+    );
+    let failed = |what: &Path, e: std::io::Error| {
+        DbError::Connect(format!(
+            "the free-text index {} cannot be read, and moving {} aside failed: {e}",
+            file.display(),
+            what.display()
+        ))
+    };
+    std::fs::rename(&file, &aside).map_err(|e| failed(&file, e))?;
+    let wal = with(&file, "-wal");
+    if wal.exists() {
+        std::fs::rename(&wal, with(&aside, "-wal")).map_err(|e| failed(&wal, e))?;
+    }
+    let shm = with(&file, "-shm");
+    match std::fs::remove_file(&shm) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(&shm, e)),
+        _ => {}
+    }
+    Ok(aside)
 }
 
 #[derive(diesel::QueryableByName)]

@@ -623,6 +623,54 @@ async fn another_databases_index_is_started_over() {
     assert_eq!(ids(&mut second, "apple"), Vec::<String>::new());
 }
 
+/// An index file SQLite cannot read (overwritten) does not keep the database
+/// from opening: it is moved aside, kept for a look, and a new index is made
+/// and filled; searches find the events before and after.
+async fn a_damaged_index_is_moved_aside_and_made_again() {
+    use auditdesk::db::text_index::{indexed_through, path_of};
+    let Some((db, mut conn)) = migrated(Backend::Sqlite) else {
+        return;
+    };
+    let events: Vec<NewEvent> = (1..=40)
+        .map(|n| event(n, &format!("plum{n}"), &format!("plum-{n}"), "u", "{}"))
+        .collect();
+    store::store_batch(&mut conn, &events, OnConflict::RefuseBatch).unwrap();
+    index(&mut conn, None);
+    drop(conn);
+    let auditdesk::db::DatabaseUrl::Sqlite(path) = &db.url else {
+        unreachable!("SQLite only")
+    };
+    let file = path_of(path);
+    assert!(file.exists(), "the index's file");
+    let garbage = "not an index, overwritten by mistake\n".repeat(200);
+    std::fs::write(&file, &garbage).unwrap();
+
+    let mut conn = db.connect();
+    let aside: Vec<std::path::PathBuf> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".search.damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "moved aside once: {aside:?}");
+    assert_eq!(std::fs::read_to_string(&aside[0]).unwrap(), garbage);
+    assert_eq!(indexed_through(&mut conn).unwrap(), Some(0), "a new index");
+    assert_eq!(ids(&mut conn, "plum-17"), ["plum17"], "before it is filled");
+    // A second connection finds the new index, not a damaged one.
+    let mut other = db.connect();
+    index(&mut other, None);
+    assert_eq!(indexed_through(&mut conn).unwrap(), Some(40));
+    assert_eq!(ids(&mut conn, "plum-17"), ["plum17"], "from the new index");
+    let still_one = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().contains(".damaged-")
+                && !name.to_string_lossy().ends_with("-wal")
+        })
+        .count();
+    assert_eq!(still_one, 1);
+}
+
 /// The server keeps SQLite's index: what it stores is soon indexed.
 async fn the_server_indexes_what_it_stores(backend: Backend) {
     let Some(app) = crate::helpers::TestApp::spawn(backend).await else {
@@ -649,6 +697,7 @@ crate::cases! {
     one() => [
         the_index_is_written_beside_the_writers_of_events,
         another_databases_index_is_started_over,
+        a_damaged_index_is_moved_aside_and_made_again,
     ];
     both_backends() => [
         the_server_indexes_what_it_stores,

@@ -889,6 +889,53 @@ async fn proofs_in_a_larger_log_come_from_stored_subtree_heads(backend: Backend)
     assert_eq!(proof_of(1000).await, proofs[2]);
 }
 
+/// A copy of a SQLite database kept as evidence is checked as it is: verify
+/// opens it read-only, makes no free-text index file beside it and leaves its
+/// bytes unchanged (the copy's name has the characters a file URI reads as
+/// its own).
+async fn verify_leaves_a_copy_as_it_was() {
+    let Some(app) = app_with_a_log(Backend::Sqlite).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("evidence 100% ?#1.db");
+    app.conn()
+        .batch_execute(&format!(
+            "VACUUM main INTO '{}'",
+            copy.to_str().unwrap().replace('\'', "''")
+        ))
+        .unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_auditdesk"))
+        .args(["verify"])
+        .env("DATABASE_URL", &copy)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = db::events::count_all(&mut app.conn()).unwrap();
+    assert!(
+        stdout.starts_with(&format!("verified {stored} events")),
+        "{stdout}"
+    );
+    assert!(
+        std::fs::read(&copy).unwrap() == before,
+        "the copy's bytes changed"
+    );
+    let mut made: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".search") || !name.starts_with("evidence 100% ?#1.db"))
+        .collect();
+    made.sort();
+    assert!(made.is_empty(), "made beside the copy: {made:?}");
+}
+
 crate::cases! {
     both_backends() => [
         every_stored_event_has_one_position_in_order_and_verify_agrees,
@@ -905,6 +952,7 @@ crate::cases! {
         a_proof_from_the_api_checks_out_without_auditdesk,
         proofs_in_a_larger_log_come_from_stored_subtree_heads,
     ];
+    one() => [verify_leaves_a_copy_as_it_was];
     one(Postgres) => [
         concurrent_senders_get_contiguous_positions,
         on_postgresql_a_missing_signing_key_stops_the_start,
