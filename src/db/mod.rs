@@ -462,12 +462,7 @@ fn open(url: &DatabaseUrl) -> Result<AnyConnection, DbError> {
                     dir.display()
                 )));
             }
-            let path_str = path.to_str().ok_or_else(|| {
-                DbError::Config(format!(
-                    "SQLite path '{}' is not valid UTF-8",
-                    path.display()
-                ))
-            })?;
+            let path_str = utf8_path(path)?;
             let mut conn = diesel::SqliteConnection::establish(path_str).map_err(|e| {
                 DbError::Connect(format!(
                     "SQLite file '{}': {}",
@@ -502,12 +497,7 @@ fn open_read_only(url: &DatabaseUrl) -> Result<AnyConnection, DbError> {
             Ok(conn)
         }
         DatabaseUrl::Sqlite(path) => {
-            let path_str = path.to_str().ok_or_else(|| {
-                DbError::Config(format!(
-                    "SQLite path '{}' is not valid UTF-8",
-                    path.display()
-                ))
-            })?;
+            let path_str = utf8_path(path)?;
             let failed = |e: &dyn std::fmt::Display| {
                 DbError::Connect(format!(
                     "SQLite file '{}' (read-only): {}",
@@ -540,6 +530,16 @@ fn read_only_uri(path: &str) -> String {
     }
     uri.push_str("?mode=ro");
     uri
+}
+
+/// A SQLite file's path as SQLite takes it, or why it cannot be given.
+pub(super) fn utf8_path(path: &std::path::Path) -> Result<&str, DbError> {
+    path.to_str().ok_or_else(|| {
+        DbError::Config(format!(
+            "SQLite path '{}' is not valid UTF-8",
+            path.display()
+        ))
+    })
 }
 
 fn one_line(s: &str) -> String {

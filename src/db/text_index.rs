@@ -36,8 +36,13 @@ pub const SCHEMA: &str = "search";
 
 /// The index's file: the database's path with `.search` added.
 pub fn path_of(database: &Path) -> std::path::PathBuf {
-    let mut name = database.as_os_str().to_owned();
-    name.push(".search");
+    with_suffix(database, ".search")
+}
+
+/// `path` with `tail` added to its file name.
+fn with_suffix(path: &Path, tail: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(tail);
     name.into()
 }
 
@@ -46,10 +51,10 @@ pub fn path_of(database: &Path) -> std::path::PathBuf {
 /// no lock). Its own WAL; `synchronous = NORMAL`: a power cut may lose the
 /// index's last transactions, and its mark goes back with them (the events
 /// are indexed again). Its WAL is cut back to 64 MiB once copied back.
-fn attach_sql(database: &Path) -> Option<String> {
+fn attach_sql(database: &Path) -> Result<String, DbError> {
     let path = path_of(database);
-    let path = path.to_str()?.replace('\'', "''");
-    Some(format!(
+    let path = super::utf8_path(&path)?.replace('\'', "''");
+    Ok(format!(
         "ATTACH DATABASE '{path}' AS {SCHEMA};
 PRAGMA {SCHEMA}.journal_mode = WAL;
 PRAGMA {SCHEMA}.synchronous = NORMAL;
@@ -76,12 +81,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.text_indexed (
 /// the first event: a damaged index must not keep the server from starting,
 /// and searches are right meanwhile (they test the events not indexed yet).
 pub(super) fn attach(c: &mut diesel::SqliteConnection, database: &Path) -> Result<(), DbError> {
-    let sql = attach_sql(database).ok_or_else(|| {
-        DbError::Config(format!(
-            "SQLite path '{}' is not valid UTF-8",
-            database.display()
-        ))
-    })?;
+    let sql = attach_sql(database)?;
     match c.batch_execute(&sql) {
         Err(e) if is_damaged(&e) => {}
         attached => return Ok(attached?),
@@ -120,12 +120,7 @@ fn is_damaged(e: &diesel::result::Error) -> bool {
 /// removes its shared-memory file (it describes the old WAL): where it went.
 fn set_aside(database: &Path) -> Result<std::path::PathBuf, DbError> {
     let file = path_of(database);
-    let with = |path: &Path, tail: &str| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(tail);
-        std::path::PathBuf::from(name)
-    };
-    let aside = with(
+    let aside = with_suffix(
         &file,
         &chrono::Utc::now()
             .format(".damaged-%Y%m%dT%H%M%S%.3fZ")
@@ -139,11 +134,11 @@ fn set_aside(database: &Path) -> Result<std::path::PathBuf, DbError> {
         ))
     };
     std::fs::rename(&file, &aside).map_err(|e| failed(&file, e))?;
-    let wal = with(&file, "-wal");
+    let wal = with_suffix(&file, "-wal");
     if wal.exists() {
-        std::fs::rename(&wal, with(&aside, "-wal")).map_err(|e| failed(&wal, e))?;
+        std::fs::rename(&wal, with_suffix(&aside, "-wal")).map_err(|e| failed(&wal, e))?;
     }
-    let shm = with(&file, "-shm");
+    let shm = with_suffix(&file, "-shm");
     match std::fs::remove_file(&shm) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(&shm, e)),
         _ => {}
