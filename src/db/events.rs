@@ -841,20 +841,18 @@ const PAIR_CANDIDATES: [&str; 2] = [
 
 impl Candidates {
     /// How many there are, counting no further than `limit`: from the index
-    /// alone, reading no event, unless `common` knows there are as many.
+    /// alone, reading no event, unless `counts` knows already.
     fn count_at_most(
         &self,
         c: &mut diesel::SqliteConnection,
-        common: &CommonTerms,
+        counts: &mut IndexCounts<'_>,
         limit: i64,
     ) -> Result<i64, DbError> {
-        if common.at_least(self, limit) {
-            return Ok(limit);
+        if let Some(n) = counts.known(self, limit) {
+            return Ok(n);
         }
         let n = self.count(c, limit)?;
-        if n >= limit {
-            common.note(self, n);
-        }
+        counts.note(self, n, limit);
         Ok(n)
     }
 
@@ -884,34 +882,103 @@ impl Candidates {
     }
 }
 
-/// Candidates (a trigram, a pair, all of a term's trigrams) that the index
-/// has counted up to the limit asked, and that limit: a lower bound that
-/// stays true, since the log only grows (an UPDATE may only fill in a missing
-/// search text). Counting a common trigram's events took longer than reading
-/// the page it picks (2 × 16,000 entries, some 2.5 ms, for `q=docs` on 1M
-/// events); counted once, it is known for as long as the process runs. A
-/// count below its limit is never kept: it is counted afresh each time, so a
-/// kept entry can only make a plan skip candidates, never decide that none
-/// or few events match.
+/// What the index has counted of candidates (a trigram, a pair, all of a
+/// term's trigrams), kept for as long as the process runs:
+/// - those counted up to the limit asked, and that limit: a lower bound that
+///   stays true, since the log only grows (an UPDATE may only fill in a
+///   missing search text). Counting a common trigram's events took longer
+///   than reading the page it picks (2 × 16,000 entries, some 2.5 ms, for
+///   `q=docs` on 1M events);
+/// - those fewer than the limit, exactly, with the index's mark (the last
+///   event it held, [`super::text_index`]) when they were counted: the index
+///   holds every event up to its mark and no other, so the count holds while
+///   the mark is the same. Counting a rare target's trigrams (10,345
+///   entries of `"500"` before its two rarest, 5) took 1.3 ms of the 2.6 ms
+///   its page cost; the capped count and the page plan the same terms.
+///
+/// A kept entry can make a plan skip counting, never decide that none or few
+/// events match when more do: a count taken while the index grew is too
+/// high for the mark read before it, never too low, and one taken across a
+/// change of index (emptied, made again) is not kept (see [`IndexCounts`]).
 #[derive(Debug, Default)]
-pub(super) struct CommonTerms(std::sync::Mutex<HashMap<Candidates, i64>>);
+pub(super) struct CommonTerms(std::sync::Mutex<KnownCounts>);
 
-/// At most this many common candidates are remembered (then forgotten all at once).
+#[derive(Debug, Default)]
+pub(super) struct KnownCounts {
+    /// At least this many.
+    common: HashMap<Candidates, i64>,
+    /// Exactly this many while the index's mark is the second.
+    exact: HashMap<Candidates, (i64, i64)>,
+}
+
+/// At most this many counts of each kind are remembered (then forgotten all at once).
 const COMMON_TERMS_KEPT: usize = 4096;
 
 impl CommonTerms {
-    fn at_least(&self, candidates: &Candidates, n: i64) -> bool {
-        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        known.get(candidates).is_some_and(|&k| k >= n)
+    fn known(&self) -> std::sync::MutexGuard<'_, KnownCounts> {
+        // A count is written whole or not at all: a panic breaks no invariant.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One plan's use of the counts: what it knows, and what it counted, kept
+/// once the plan is made if the index's mark did not move meanwhile.
+struct IndexCounts<'a> {
+    memory: &'a CommonTerms,
+    /// The index's mark when the plan began.
+    mark: i64,
+    /// Counted below their limit by this plan.
+    fresh: Vec<(Candidates, i64)>,
+}
+
+impl<'a> IndexCounts<'a> {
+    fn new(memory: &'a CommonTerms, mark: i64) -> Self {
+        Self {
+            memory,
+            mark,
+            fresh: Vec::new(),
+        }
     }
 
-    fn note(&self, candidates: &Candidates, n: i64) {
-        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if known.len() >= COMMON_TERMS_KEPT && !known.contains_key(candidates) {
-            known.clear();
+    /// How many `candidates` there are, no further than `limit`, if known.
+    fn known(&self, candidates: &Candidates, limit: i64) -> Option<i64> {
+        let known = self.memory.known();
+        if known.common.get(candidates).is_some_and(|&k| k >= limit) {
+            return Some(limit);
         }
-        let k = known.entry(candidates.clone()).or_insert(n);
+        match known.exact.get(candidates) {
+            Some(&(n, mark)) if mark == self.mark => Some(n.min(limit)),
+            _ => None,
+        }
+    }
+
+    fn note(&mut self, candidates: &Candidates, n: i64, limit: i64) {
+        if n < limit {
+            self.fresh.push((candidates.clone(), n));
+            return;
+        }
+        let mut known = self.memory.known();
+        if known.common.len() >= COMMON_TERMS_KEPT && !known.common.contains_key(candidates) {
+            known.common.clear();
+        }
+        let k = known.common.entry(candidates.clone()).or_insert(n);
         *k = (*k).max(n);
+    }
+
+    /// Keeps the exact counts if the index's mark is still the one read
+    /// before they were taken.
+    fn keep(self, c: &mut diesel::SqliteConnection) -> Result<(), DbError> {
+        if self.fresh.is_empty() || super::text_index::indexed_through_sqlite(c)? != self.mark {
+            return Ok(());
+        }
+        let mut known = self.memory.known();
+        for (candidates, n) in self.fresh {
+            if known.exact.len() >= COMMON_TERMS_KEPT && !known.exact.contains_key(&candidates) {
+                known.exact.clear();
+            }
+            known.exact.insert(candidates, (n, self.mark));
+        }
+        Ok(())
     }
 }
 
@@ -984,26 +1051,32 @@ impl Cost {
 }
 
 impl TextPlan {
-    /// The plan for `criteria`'s terms, for a query that wants `want` rows.
-    fn new(conn: &mut DbConn, criteria: &Criteria, want: i64) -> Result<Self, DbError> {
-        let mut plan = TextPlan {
+    /// A plan that reads no index: each event's text is tested.
+    fn tested(conn: &mut DbConn, criteria: &Criteria) -> Self {
+        let contains = match conn.backend() {
+            AnyConnection::Postgres(_) => criteria.text.iter().map(|t| like_escaped(t)).collect(),
+            AnyConnection::Sqlite(_) => criteria.text.clone(),
+        };
+        TextPlan {
             indexed: None,
             newest_first: None,
-            contains: Vec::new(),
+            contains,
             lacks: criteria.text_absent.clone(),
             none: false,
             unindexed_after: None,
-        };
+        }
+    }
+
+    /// The plan for `criteria`'s terms, for a query that wants `want` rows.
+    fn new(conn: &mut DbConn, criteria: &Criteria, want: i64) -> Result<Self, DbError> {
+        let mut plan = Self::tested(conn, criteria);
         if matches!(conn.backend(), AnyConnection::Postgres(_)) {
-            plan.contains = criteria.text.iter().map(|t| like_escaped(t)).collect();
             return Ok(plan);
         }
-        plan.contains = criteria.text.clone();
         if criteria.text.is_empty() {
             return Ok(plan);
         }
         let database = conn.database().clone();
-        let common = &database.0.common_terms;
         let AnyConnection::Sqlite(c) = conn.backend() else {
             return Ok(plan);
         };
@@ -1017,7 +1090,9 @@ impl TextPlan {
         // counted as such; when more (the index is catching up with a large
         // load), the rarest term is tested on each of them, so that a rare
         // term is still looked up in the index, not tested on every event.
-        let indexed = super::text_index::indexed_through_sqlite(c)?.min(stored);
+        let mark = super::text_index::indexed_through_sqlite(c)?;
+        let mut counts = IndexCounts::new(&database.0.common_terms, mark);
+        let indexed = mark.min(stored);
         let unindexed = stored - indexed;
         let few_unindexed = unindexed < enough;
         let limit = if few_unindexed {
@@ -1027,12 +1102,13 @@ impl TextPlan {
         };
         let mut rarest: Option<(i64, Candidates, &String)> = None;
         for term in &criteria.text {
-            let found = term_candidates(c, common, term, limit)?;
+            let found = term_candidates(c, &mut counts, term, limit)?;
             match found
                 .map(|(n, candidates)| (n + if few_unindexed { unindexed } else { 0 }, candidates))
             {
                 Some((0, _)) if unindexed == 0 => {
                     plan.none = true;
+                    counts.keep(c)?;
                     return Ok(plan);
                 }
                 Some((n, candidates)) if rarest.as_ref().is_none_or(|(r, ..)| n < *r) => {
@@ -1041,6 +1117,7 @@ impl TextPlan {
                 _ => {}
             }
         }
+        counts.keep(c)?;
         let Some((mut n, candidates, term)) = rarest else {
             return Ok(plan);
         };
@@ -1078,14 +1155,18 @@ impl TextPlan {
         };
         // Few enough candidates are read in one chunk (one more than counted,
         // so that a short chunk says it was the last): chunks cost a query each.
+        // Otherwise a page's worth and a quarter: most candidates hold the
+        // term, and each one read is a page of the file read; the next chunks
+        // follow the rate at which these held matches (`newest_candidates`).
         let first = if n < enough && n <= 8 * want {
             n + 1
         } else {
-            2 * want
+            want + want / 4 + 1
         };
         if let Candidates::Trigrams(query) = &candidates {
             plan.newest_first = Some((query.clone(), budget, first));
         }
+        tracing::debug!(candidates = n, ?reading, budget, first, "free-text plan");
         plan.indexed = reading.map(|r| (candidates, r));
         Ok(plan)
     }
@@ -1096,7 +1177,7 @@ impl TextPlan {
 /// `None` for a term the index cannot narrow (one character).
 fn term_candidates(
     c: &mut diesel::SqliteConnection,
-    common: &CommonTerms,
+    counts: &mut IndexCounts<'_>,
     term: &str,
     enough: i64,
 ) -> Result<Option<(i64, Candidates)>, DbError> {
@@ -1124,7 +1205,7 @@ fn term_candidates(
     let mut second: Option<(i64, Candidates)> = None;
     for candidates in &options {
         let limit = second.as_ref().map_or(enough, |(n, _)| *n);
-        let n = candidates.count_at_most(c, common, limit)?;
+        let n = candidates.count_at_most(c, counts, limit)?;
         if n >= limit {
             continue;
         }
@@ -1146,7 +1227,7 @@ fn term_candidates(
         && *n > BOTH_RAREST_AFTER
     {
         let both = Candidates::Trigrams(format!("{one} {other}"));
-        let m = both.count_at_most(c, common, *n)?;
+        let m = both.count_at_most(c, counts, *n)?;
         if m < *n {
             rarest = Some((m, both));
         }
@@ -1154,7 +1235,7 @@ fn term_candidates(
     if rarest.is_none() && options.len() > 1 {
         // Each trigram is common: the events with all of them may still be few.
         let all = Candidates::Trigrams(trigrams(term));
-        let n = all.count_at_most(c, common, enough)?;
+        let n = all.count_at_most(c, counts, enough)?;
         rarest = Some((n, all));
     }
     Ok(rarest.or_else(|| options.into_iter().next().map(|o| (enough, o))))
@@ -1336,15 +1417,35 @@ pub fn page(
     })?)
 }
 
+/// The events among `ids` that match `criteria`, in no order: each is
+/// tested whole (its free text with `instr` or `LIKE`, no index read), as a
+/// stream tests a stretch of the log.
+pub fn among(
+    conn: &mut DbConn,
+    criteria: &Criteria,
+    ids: &[i64],
+) -> Result<Vec<EventRow>, DbError> {
+    if criteria.matches_nothing() || ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let plan = TextPlan::tested(conn, criteria);
+    Ok(with_backend!(conn, c => {
+        filtered_events!(criteria, plan, text_sql(c))
+            .filter(events::id.eq_any(ids))
+            .select(EventRow::as_select())
+            .load::<EventRow>(c)
+    })?)
+}
+
 /// Ids are grouped in blocks of `1 << TIME_BLOCK_BITS` for the newest time
 /// up to each (`event_time_blocks`, kept by a trigger: the shift is also in
 /// its SQL).
 const TIME_BLOCK_BITS: u32 = 8;
 
 /// A page of older events (or the newest page) from the candidates of an FTS5
-/// `query`, on SQLite, read newest id first in growing chunks (`first`, then
-/// twice as many each time). Every event of
-/// a chunk that matches `criteria` (tested with `plan`'s terms) is kept, and
+/// `query`, on SQLite, read newest id first in chunks (`first`, then as
+/// many as the page still lacks at the rate the chunks so far held matches,
+/// or twice the last: see the loop). Every event of a chunk that matches `criteria` (tested with `plan`'s terms) is kept, and
 /// the best `limit` by (time, id), newest first. Once there are `limit`, the
 /// newest time of any event with a smaller id than those read
 /// ([`newest_time_below`]) says whether one could still rank among them (its
@@ -1383,29 +1484,49 @@ fn newest_candidates(
     let mut read = 0;
     // The events the index does not hold yet come first: they are the newest.
     let mut unindexed = plan.unindexed_after.as_ref().map(|&(after, _)| after);
+    // Ids are fetched several chunks at a time, and tested a chunk at a time:
+    // a common term's query reads its trigrams' doclists whatever its LIMIT,
+    // and cost more than the rows it names (`q=docs` on 1M events took 22
+    // ms a page under load when each chunk was a query of its own, 3.2 times
+    // the unfiltered page).
+    let mut fetched: std::collections::VecDeque<i64> = std::collections::VecDeque::new();
+    // The oldest id fetched so far, and whether the source has no more.
+    let mut fetched_below = i64::MAX;
+    let mut source_done = false;
     loop {
-        let chunk: Vec<i64> = match unindexed {
-            Some(after) => diesel::sql_query(
-                "SELECT id FROM events WHERE id > ? AND id < ? ORDER BY id DESC LIMIT ?",
-            )
-            .bind::<BigInt, _>(after)
-            .bind::<BigInt, _>(below)
-            .bind::<BigInt, _>(chunk_size)
-            .load::<Id>(c)?,
-            None => diesel::sql_query(
-                "SELECT rowid AS id FROM events_text WHERE events_text MATCH ? AND rowid < ? \
-                 ORDER BY rowid DESC LIMIT ?",
-            )
-            .bind::<Text, _>(query.as_str())
-            .bind::<BigInt, _>(below)
-            .bind::<BigInt, _>(chunk_size)
-            .load::<Id>(c)?,
+        if (fetched.len() as i64) < chunk_size && !source_done {
+            let n = (4 * chunk_size).clamp(256, 4096);
+            let more: Vec<i64> = match unindexed {
+                Some(after) => diesel::sql_query(
+                    "SELECT id FROM events WHERE id > ? AND id < ? ORDER BY id DESC LIMIT ?",
+                )
+                .bind::<BigInt, _>(after)
+                .bind::<BigInt, _>(fetched_below)
+                .bind::<BigInt, _>(n)
+                .load::<Id>(c)?,
+                None => diesel::sql_query(
+                    "SELECT rowid AS id FROM events_text WHERE events_text MATCH ? AND rowid < ? \
+                     ORDER BY rowid DESC LIMIT ?",
+                )
+                .bind::<Text, _>(query.as_str())
+                .bind::<BigInt, _>(fetched_below)
+                .bind::<BigInt, _>(n)
+                .load::<Id>(c)?,
+            }
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+            // A short fetch is the last of its source.
+            source_done = (more.len() as i64) < n;
+            if let Some(&oldest) = more.last() {
+                fetched_below = oldest;
+            }
+            fetched.extend(more);
         }
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-        // A short chunk is the last of its kind.
-        let last = (chunk.len() as i64) < chunk_size;
+        let take = usize::try_from(chunk_size).unwrap_or(0).min(fetched.len());
+        let chunk: Vec<i64> = fetched.drain(..take).collect();
+        let last = source_done && fetched.is_empty();
+        read += chunk.len() as i64;
         if let Some(&oldest) = chunk.last() {
             below = oldest;
         }
@@ -1426,6 +1547,8 @@ fn newest_candidates(
             // The index's candidates next (any it took in since are read already).
             Some(after) if last => {
                 unindexed = None;
+                source_done = false;
+                fetched_below = fetched_below.min(after + 1);
                 below = below.min(after + 1);
             }
             None if last => break,
@@ -1437,12 +1560,27 @@ fn newest_candidates(
         {
             break;
         }
-        read += chunk.len() as i64;
         if read >= budget {
+            tracing::debug!(
+                read,
+                "newest candidates: past the budget, the plan's reading follows"
+            );
             return Ok(None);
         }
-        chunk_size = (chunk_size * 2).min(4096).min(budget - read);
+        // The next chunk: what the page still lacks at the rate the chunks so
+        // far held matches, and a quarter more; twice the last when none held
+        // any or the page is full (its order is being settled).
+        let lacking = (want - best.len()) as f64;
+        let rate = best.len() as f64 / read as f64;
+        chunk_size = if best.len() < want && rate > 0.0 {
+            (lacking / rate * 1.25).ceil() as i64
+        } else {
+            chunk_size * 2
+        }
+        .clamp(64, 4096)
+        .min(budget - read);
     }
+    tracing::debug!(read, "newest candidates: the page found");
     let ids: Vec<i64> = best.iter().map(|&(_, id)| id).collect();
     let rows = rows_in_order!(c, ids);
     Ok(Some(rows))

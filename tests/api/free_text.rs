@@ -693,6 +693,47 @@ async fn the_server_indexes_what_it_stores(backend: Backend) {
     assert_eq!(ids(&mut conn, "-rare"), ["id300", "id200", "id100"]);
 }
 
+/// What the index has counted of a term is kept between searches while the
+/// index holds the same events, and never hides an event indexed since: a
+/// term found nowhere, then stored and indexed, is found; a term's count
+/// grows with it.
+async fn counts_kept_between_searches_follow_the_index(backend: Backend) {
+    let Some((_db, mut conn)) = migrated(backend) else {
+        return;
+    };
+    let store_three = |conn: &mut DbConn, from: u32, target: &str| {
+        let batch: Vec<NewEvent> = (from..from + 3)
+            .map(|n| event(n, &format!("id{n}"), target, "u", "{}"))
+            .collect();
+        store::store_batch(conn, &batch, OnConflict::RefuseBatch).unwrap();
+        index(conn, None);
+    };
+    store_three(&mut conn, 1, "plain");
+    // Twice: the second time from what the first counted.
+    for _ in 0..2 {
+        assert_eq!(
+            found(&mut conn, &query("quokka", "")),
+            (vec![], MatchCount::Exactly(0))
+        );
+        assert_eq!(
+            found(&mut conn, &query("plain", "")).1,
+            MatchCount::Exactly(3)
+        );
+    }
+    store_three(&mut conn, 4, "quokka-plain");
+    assert_eq!(
+        found(&mut conn, &query("quokka", "")),
+        (
+            vec!["id6".into(), "id5".into(), "id4".into()],
+            MatchCount::Exactly(3)
+        )
+    );
+    assert_eq!(
+        found(&mut conn, &query("plain", "")).1,
+        MatchCount::Exactly(6)
+    );
+}
+
 crate::cases! {
     one() => [
         the_index_is_written_beside_the_writers_of_events,
@@ -707,5 +748,6 @@ crate::cases! {
         candidates_read_newest_first_keep_the_time_order,
         events_stored_before_the_index_are_found_after_a_start,
         an_import_into_an_empty_log_is_searchable,
+        counts_kept_between_searches_follow_the_index,
     ];
 }
