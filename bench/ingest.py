@@ -3,13 +3,17 @@
 
     bench/ingest.py [sqlite|postgres] [--batch-events 1000000] [--threads 8]
                     [--batch-size 1000] [--duration 30] [--singles-clients 64]
-                    [--singles-duration 30]
+                    [--singles-duration 30] [--stream]
 
 Phase 1: batches of --batch-size events (pre-serialized JSON arrays: the client
 does no JSON encoding while timed) from --threads keep-alive connections, until
 --batch-events are sent or --duration seconds pass.
 Phase 2: --singles-clients threads, each sending one event per request for
 --singles-duration seconds; then the stored count is compared with the 201s.
+
+--stream: a webhook stream to a local receiver (a python3 process of its own)
+is added first; the report says how far behind the log it was at the end of
+each phase and when it caught up.
 
 Env: AUDITDESK_BIN (default target/release/auditdesk under the repo root; built
 with `cargo build --release` if missing), PG_HOST/PG_PORT/PG_USER (PostgreSQL,
@@ -54,6 +58,19 @@ def events_file(n, seed):
 def psql(db, sql):
     return subprocess.run(["psql", "-q", "-At", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "-d", db,
                            "-c", sql], check=True, capture_output=True, text=True).stdout.strip()
+
+
+# A webhook receiver that answers 200 to every POST (for --stream).
+RECEIVER = """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
 
 
 def free_port():
@@ -113,13 +130,16 @@ def main():
     ap.add_argument("--duration", type=float, default=30)
     ap.add_argument("--singles-clients", type=int, default=64)
     ap.add_argument("--singles-duration", type=float, default=30)
+    ap.add_argument("--stream", action="store_true", help="forward every event to a local webhook")
     a = ap.parse_args()
 
     binary = resolve_bin()
     tmp = tempfile.mkdtemp(prefix="auditdesk-ingest.")
-    state = {"server": None, "pgdb": None}
+    state = {"server": None, "pgdb": None, "receiver": None}
 
     def cleanup():
+        if state["receiver"] and state["receiver"].poll() is None:
+            state["receiver"].kill()
         srv = state["server"]
         if srv and srv.poll() is None:
             srv.terminate()
@@ -147,6 +167,20 @@ def main():
 
     cli("migrate")
     ingest_token = cli("token", "create", "--name", "bench-ingest", "--scope", "ingest").splitlines()[-1].strip()
+    if a.stream:
+        rport = free_port()
+        state["receiver"] = subprocess.Popen([sys.executable, "-c", RECEIVER, str(rport)])
+        cli("stream", "add", "--name", "bench", "--kind", "webhook", "--url", f"http://127.0.0.1:{rport}/in")
+    def stream_behind():
+        """With --stream: how many log positions the stream has yet to deliver."""
+        if not a.stream:
+            return None
+        sql = "select (select next_position from log_state) - (select next_position from streams where name = 'bench')"
+        if a.backend == "postgres":
+            return int(psql(state["pgdb"], sql))
+        db = sqlite3.connect(url, timeout=30)
+        try: return db.execute(sql).fetchone()[0]
+        finally: db.close()
     def count_events():
         if a.backend == "postgres":
             return int(psql(state["pgdb"], "select count(*) from events"))
@@ -224,6 +258,7 @@ def main():
     threads1.subtract(threads0)
     p1_lat.sort()
     lag1 = index_lag()
+    behind1 = stream_behind()
 
     # ---------- phase 2: singles ----------
     templates = []
@@ -263,6 +298,13 @@ def main():
     p2_lat.sort()
 
     stored = count_events() - baseline
+    behind2, t_end = stream_behind(), time.monotonic()
+    stream_caught_up = None
+    while behind2 is not None and time.monotonic() - t_end < 600:
+        if stream_behind() <= 0:
+            stream_caught_up = time.monotonic() - t_end
+            break
+        time.sleep(0.1)
     lag2, t_end = index_lag(), time.monotonic()
     caught_up = None
     while lag2 is not None and time.monotonic() - t_end < 600:
@@ -300,6 +342,9 @@ def main():
         done = f"caught up {caught_up:.1f} s later" if caught_up is not None else "NOT caught up within 600 s"
         print(f"free-text index (written behind the log): {lag1:,} events behind at the end of phase 1, "
               f"{lag2:,} at the end of phase 2, {done}")
+    if behind2 is not None:
+        done = f"caught up {stream_caught_up:.1f} s later" if stream_caught_up is not None else "NOT caught up within 600 s"
+        print(f"webhook stream: {behind1:,} log positions behind at the end of phase 1, {behind2:,} at the end of phase 2, {done}")
     print(f"server log lines with ERROR/panic: {errs}")
     print("(CPU % is of one core; 200% = both cores. Client CPU near 100% means the single-threaded Python client is the limit.)")
 

@@ -44,6 +44,8 @@ pub struct Application {
     signing_key: Option<std::sync::Arc<crate::integrity::note::SigningKey>>,
     /// SQLite's free-text index, kept behind the log while the server runs.
     _text_index: Option<db::text_index::Indexer>,
+    /// The threads delivering streams.
+    _streams: crate::streams::deliver::Streams,
 }
 
 /// Why the server could not start.
@@ -108,6 +110,7 @@ impl Application {
         let key = cookie_key(&pool)?;
         let events = db::event_writer::EventWriter::start(&database, pool.clone())?;
         let text_index = db::text_index::Indexer::start(&database)?;
+        let streams = crate::streams::deliver::Streams::start(&database, config.streams.clone())?;
         let form_key = crate::web::pre_login::FormKey::derive(key.signing());
         let device_key = crate::web::pre_login::DeviceKey::derive(key.signing());
         let state = crate::web::AppState::new(
@@ -163,6 +166,7 @@ impl Application {
             config,
             signing_key,
             _text_index: text_index,
+            _streams: streams,
         })
     }
 

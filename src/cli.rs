@@ -64,6 +64,43 @@ pub enum Command {
     /// The key that signs checkpoints.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage streams: where every event is forwarded (webhooks, syslog).
+    #[command(subcommand)]
+    Stream(StreamCommand),
+}
+
+/// `stream` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StreamCommand {
+    /// Add a stream. It forwards every event its filters match, from the
+    /// first in the log, in log order, at least once.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// webhook or syslog.
+        #[arg(long)]
+        kind: String,
+        /// A webhook's URL (http:// or https://).
+        #[arg(long)]
+        url: Option<String>,
+        /// A syslog server: tcp://HOST:PORT or udp://HOST:PORT.
+        #[arg(long)]
+        address: Option<String>,
+        /// Read a webhook's signing secret as one line from standard input.
+        #[arg(long)]
+        secret_stdin: bool,
+        #[command(flatten)]
+        filters: FilterFlags,
+    },
+    /// List streams: id, name, kind, target, state, last delivered event
+    /// time, events of the log behind.
+    List,
+    /// Pause a stream: its delivery stops where it is.
+    Pause { id: i64 },
+    /// Resume a paused or failing stream: delivery goes on from its position.
+    Resume { id: i64 },
+    /// Remove a stream.
+    Remove { id: i64 },
 }
 
 /// Options of `verify`.
@@ -152,6 +189,28 @@ pub struct ServeArgs {
     /// of its own; more are answered 503 with Retry-After.
     #[arg(long, env = "AUDITDESK_MAX_EXPORTS", default_value_t = defaults::MAX_EXPORTS, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_exports: u16,
+    /// A stream whose destination has failed for this long is marked failing
+    /// and not tried again until resumed: a number and s, m, h or d.
+    #[arg(long, env = "AUDITDESK_STREAM_FAIL_AFTER", value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub stream_fail_after: Duration,
+}
+
+/// `90s`, `15m`, `24h`, `7d`: at least a second, at most a year.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let invalid = || format!("'{s}' is not a duration: write a number and s, m, h or d (24h)");
+    let unit = s.chars().last().ok_or_else(invalid)?;
+    let seconds = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(invalid()),
+    };
+    let n: u64 = s[..s.len() - 1].parse().map_err(|_| invalid())?;
+    match n.checked_mul(seconds) {
+        Some(t) if (1..=366 * 86_400).contains(&t) => Ok(Duration::from_secs(t)),
+        _ => Err(format!("'{s}': use from 1s to 366d")),
+    }
 }
 
 /// Options of `export`: the page's filters as flags.
@@ -357,6 +416,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Import { file } => done(import_command(&mut migrated()?, &file)),
         Command::Export(args) => done(export_command(&mut migrated()?, args)),
         Command::Demo => done(demo_command(&mut migrated()?)),
+        Command::Stream(cmd) => done(stream_command(&mut migrated()?, cmd)),
     }
 }
 
@@ -562,26 +622,126 @@ fn token_command(conn: &mut DbConn, cmd: TokenCommand) -> Result<(), CliError> {
     Ok(())
 }
 
+fn stream_command(conn: &mut DbConn, cmd: StreamCommand) -> Result<(), CliError> {
+    use crate::streams::{self, NewStream};
+    let by = ChangedBy::local_operator();
+    match cmd {
+        StreamCommand::Add {
+            name,
+            kind,
+            url,
+            address,
+            secret_stdin,
+            filters,
+        } => {
+            let target = match (kind.as_str(), url, address) {
+                ("webhook", Some(url), None) => url,
+                ("syslog", None, Some(address)) => address,
+                ("webhook", _, _) => {
+                    return Err(CliError(
+                        "a webhook stream takes --url URL (and no --address)".into(),
+                    ));
+                }
+                ("syslog", _, _) => {
+                    return Err(CliError(
+                        "a syslog stream takes --address tcp://HOST:PORT or udp://HOST:PORT (and no --url)".into(),
+                    ));
+                }
+                (other, _, _) => {
+                    return Err(CliError(format!(
+                        "--kind: unknown stream kind '{other}' (expected webhook or syslog)"
+                    )));
+                }
+            };
+            crate::audit::filter::AuditQuery::parse(&filters.0).map_err(|e| flag_errors(&e))?;
+            let secret = if secret_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                Some(crate::auth::Secret::new(
+                    line.trim_end_matches(['\r', '\n']),
+                ))
+            } else {
+                None
+            };
+            let stream = streams::add(
+                conn,
+                NewStream {
+                    name: &name,
+                    kind: &kind,
+                    target: &target,
+                    secret,
+                    filters: &filters.0,
+                },
+                &by,
+            )
+            .map_err(|e| CliError(e.to_string()))?;
+            eprintln!(
+                "added stream {} '{}' ({} to {})",
+                stream.id,
+                escaped(&stream.name),
+                stream.destination.kind(),
+                escaped(&stream.destination.to_string())
+            );
+            println!("{}", stream.id);
+        }
+        StreamCommand::List => {
+            let end = streams::log_end(conn).map_err(|e| CliError(e.to_string()))?;
+            for s in streams::list(conn).map_err(|e| CliError(e.to_string()))? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    s.id,
+                    escaped(&s.name),
+                    s.destination.kind(),
+                    escaped(&s.destination.to_string()),
+                    s.health.word(),
+                    s.last_delivered_time
+                        .map_or_else(|| "-".to_owned(), crate::audit::event::format_time),
+                    s.behind(end)
+                );
+            }
+        }
+        StreamCommand::Pause { id } | StreamCommand::Resume { id } => {
+            let pause = matches!(cmd, StreamCommand::Pause { .. });
+            let s =
+                streams::set_paused(conn, id, pause, &by).map_err(|e| CliError(e.to_string()))?;
+            eprintln!(
+                "stream {} '{}' is {}",
+                s.id,
+                escaped(&s.name),
+                s.health.word()
+            );
+        }
+        StreamCommand::Remove { id } => {
+            let s = streams::remove(conn, id, &by).map_err(|e| CliError(e.to_string()))?;
+            eprintln!("removed stream {} '{}'", s.id, escaped(&s.name));
+        }
+    }
+    Ok(())
+}
+
+/// The page's filters' errors, each named by its flag (`--action: ...`).
+fn flag_errors(errors: &[crate::audit::filter::ParamError]) -> CliError {
+    CliError(
+        errors
+            .iter()
+            .map(|e| match Param::from_name(e.param) {
+                Some(p) => format!("--{}: {}", p.flag(), e.message),
+                None => e.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
 fn export_command(conn: &mut DbConn, args: ExportArgs) -> Result<(), CliError> {
     use crate::audit::export::{Format, export, record_export};
-    use crate::audit::filter::{AuditQuery, Param, encode_query};
+    use crate::audit::filter::{AuditQuery, encode_query};
     use std::io::Write;
     let format: Format = args
         .format
         .parse()
         .map_err(|e| CliError(format!("--format: {e}")))?;
-    let query = AuditQuery::parse(&args.filters.0).map_err(|errors| {
-        CliError(
-            errors
-                .iter()
-                .map(|e| match Param::from_name(e.param) {
-                    Some(p) => format!("--{}: {}", p.flag(), e.message),
-                    None => e.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
+    let query = AuditQuery::parse(&args.filters.0).map_err(|e| flag_errors(&e))?;
     let by = ChangedBy::local_operator();
     record_export(
         conn,
@@ -674,6 +834,7 @@ fn serve(url: DatabaseUrl, args: ServeArgs) -> Result<(), CliError> {
     config.signing_key = args.signing_key;
     config.checkpoint_interval = Duration::from_secs(args.checkpoint_interval);
     config.checkpoint_log = args.checkpoint_log;
+    config.streams.fail_after = args.stream_fail_after;
     crate::memory::tune_allocator();
     let system = actix_web::rt::System::new();
     system.block_on(async move {

@@ -39,6 +39,8 @@ pub struct Config {
     /// Downloads of the log (Manage > Audit > Export) that may run at once;
     /// more are answered 503 with `Retry-After` before any byte.
     pub max_exports: usize,
+    /// How streams are delivered (`--stream-fail-after`, timeouts, batches).
+    pub streams: crate::streams::deliver::Settings,
 }
 
 /// The defaults, stated once: `serve`'s flags show and use these too.
@@ -69,6 +71,7 @@ impl Config {
             signing_key: None,
             checkpoint_interval: Duration::from_secs(defaults::CHECKPOINT_INTERVAL_SECONDS),
             checkpoint_log: None,
+            streams: crate::streams::deliver::Settings::default(),
         }
     }
 

@@ -12,4 +12,5 @@ pub mod ids;
 pub mod integrity;
 pub mod memory;
 pub mod net;
+pub mod streams;
 pub mod web;

@@ -138,6 +138,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    streams (id) {
+        id -> Int8,
+        name -> Text,
+        kind -> Text,
+        target -> Text,
+        secret -> Nullable<Text>,
+        filter -> Text,
+        paused -> Bool,
+        next_position -> Int8,
+        delivered -> Int8,
+        last_delivered_time -> Nullable<Timestamp>,
+        last_delivered_at -> Nullable<Timestamp>,
+        retrying_since -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        failed_at -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Int8,
         username -> Text,
@@ -168,5 +191,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     resource_types,
     sessions,
     settings,
+    streams,
     users,
 );

@@ -155,7 +155,7 @@ impl FromRequest for SiteManager {
             signed_in_as(
                 req.clone(),
                 Role::can_manage_users,
-                "Managing users and API tokens is open to Site Managers only.",
+                "Managing users, API tokens and streams is open to Site Managers only.",
             )
             .map_ok(SiteManager),
         )

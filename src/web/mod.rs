@@ -13,6 +13,7 @@ pub mod pre_login;
 pub mod request_id;
 pub mod session;
 pub mod shown;
+pub mod streams;
 pub mod users;
 pub mod views;
 
@@ -176,6 +177,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::configure(cfg);
     audit::configure(cfg);
     users::configure(cfg);
+    streams::configure(cfg);
     api::configure(cfg);
 }
 

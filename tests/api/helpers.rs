@@ -29,6 +29,8 @@ pub enum Need {
     Browser,
     /// LibreOffice's `soffice`, for the spreadsheet test.
     LibreOffice,
+    /// rsyslog's `rsyslogd`, the syslog server a stream's test delivers to.
+    Rsyslog,
 }
 
 impl std::fmt::Display for Need {
@@ -37,12 +39,18 @@ impl std::fmt::Display for Need {
             Need::Postgres => "PostgreSQL",
             Need::Browser => "a browser",
             Need::LibreOffice => "LibreOffice",
+            Need::Rsyslog => "rsyslog",
         })
     }
 }
 
 impl Need {
-    pub const ALL: [Need; 3] = [Need::Postgres, Need::Browser, Need::LibreOffice];
+    pub const ALL: [Need; 4] = [
+        Need::Postgres,
+        Need::Browser,
+        Need::LibreOffice,
+        Need::Rsyslog,
+    ];
 
     /// Why this need is missing on this machine, or `None` when it is met.
     pub fn missing(self) -> Option<&'static str> {
@@ -54,12 +62,17 @@ impl Need {
             Need::LibreOffice => crate::statuses::soffice()
                 .is_none()
                 .then_some(LIBREOFFICE_MISSING),
+            Need::Rsyslog => crate::streams::rsyslogd()
+                .is_none()
+                .then_some(RSYSLOG_MISSING),
         }
     }
 }
 
 const POSTGRES_MISSING: &str =
     "AUDITDESK_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres)";
+pub const RSYSLOG_MISSING: &str =
+    "rsyslog is not installed (apt-get install rsyslog; or set AUDITDESK_TEST_RSYSLOGD)";
 pub const LIBREOFFICE_MISSING: &str =
     "LibreOffice is not installed (apt-get install libreoffice-calc-nogui)";
 

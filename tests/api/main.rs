@@ -31,6 +31,7 @@ mod request_id;
 mod search_bar;
 mod statuses;
 mod storage;
+mod streams;
 mod throttle;
 mod users;
 mod webdriver;
@@ -57,6 +58,7 @@ fn main() {
         search_bar::cases(),
         statuses::cases(),
         storage::cases(),
+        streams::cases(),
         throttle::cases(),
         users::cases(),
         vec![Case::blocking(

@@ -184,11 +184,13 @@ async fn load(state: &AppState, query: Option<AuditQuery>) -> Result<Loaded, App
             };
             let checkpoint = crate::db::checkpoints::latest(conn)?;
             let check = crate::db::log_checks::read(conn)?;
+            let streams = crate::streams::unhealthy(conn)?;
             Ok::<_, AppError>(Loaded {
                 choices,
                 page,
                 checkpoint,
                 check,
+                streams,
             })
         })
         .await

@@ -246,6 +246,8 @@ pub struct AuditPage {
     verification: String,
     /// The last background check's problems, when it failed: a banner.
     integrity_failure: Option<IntegrityFailure>,
+    /// A line for each stream retrying or failing: a banner.
+    stream_alerts: Vec<Shown>,
     exports: Vec<(&'static str, String)>,
     general_errors: Vec<String>,
     err: FieldErrors,
@@ -274,6 +276,8 @@ pub struct Loaded {
     pub checkpoint: Option<crate::db::checkpoints::CheckpointRow>,
     /// The server's last background check of the log.
     pub check: crate::db::log_checks::LogCheck,
+    /// The streams retrying or failing.
+    pub streams: Vec<crate::streams::Stream>,
 }
 
 /// A failed check of the log, as the banner shows it.
@@ -319,6 +323,23 @@ fn verification(check: &crate::db::log_checks::LogCheck) -> (String, Option<Inte
             more: all.len().saturating_sub(BANNER_PROBLEMS),
         }),
     )
+}
+
+/// A stream that is not delivering, as the page's banner says it.
+fn stream_alert(s: &crate::streams::Stream) -> Shown {
+    use crate::streams::Health;
+    let since = |t: &chrono::DateTime<chrono::Utc>| crate::audit::event::format_time(*t);
+    Shown::new(match &s.health {
+        Health::Failing { since: t, error } => format!(
+            "Stream {} is failing since {}: {error}. It is not tried again until resumed.",
+            s.name,
+            since(t)
+        ),
+        Health::Retrying { since: t, error } => {
+            format!("Stream {} is retrying since {}: {error}.", s.name, since(t))
+        }
+        Health::Delivering | Health::Paused => format!("Stream {} is {}.", s.name, s.health.word()),
+    })
 }
 
 /// The page's line on the log's integrity: the latest checkpoint's size,
@@ -512,6 +533,7 @@ impl AuditPage {
             integrity: integrity_line(loaded.checkpoint.as_ref()),
             verification,
             integrity_failure,
+            stream_alerts: loaded.streams.iter().map(stream_alert).collect(),
             exports: export_links(&base),
             general_errors,
             has_errors,
