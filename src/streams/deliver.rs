@@ -328,34 +328,24 @@ fn step(
     let secret = row.secret.clone();
     let stream_row_key = format!("{}\u{0}{}\u{0}{:?}", row.kind, row.target, row.secret);
     let name = row.name.clone();
-    let retrying_since = row.retrying_since;
+    let trouble = Trouble {
+        id,
+        name: &name,
+        instance,
+        settings,
+        retrying_since: row.retrying_since,
+    };
     let filter = row.filter.clone();
     let stream = match Stream::from_row(row) {
         Ok(s) => s,
         Err(e) => {
-            return fail(
-                conn,
-                id,
-                &name,
-                instance,
-                settings,
-                &e.to_string(),
-                retrying_since,
-            );
+            return trouble.fail(conn, &e.to_string());
         }
     };
     let filter = match parse_filter(&filter) {
         Ok(f) => criteria(&f),
         Err(e) => {
-            return fail(
-                conn,
-                id,
-                &name,
-                instance,
-                settings,
-                &e.to_string(),
-                retrying_since,
-            );
+            return trouble.fail(conn, &e.to_string());
         }
     };
     // A batch's worth of the log: all of it for a stream without a filter.
@@ -379,7 +369,7 @@ fn step(
                 Ok(event) => batch.push((position, event)),
                 Err(e) => {
                     let why = format!("the event at log position {position} cannot be read: {e}");
-                    return fail(conn, id, &name, instance, settings, &why, retrying_since);
+                    return trouble.fail(conn, &why);
                 }
             }
         }
@@ -409,7 +399,7 @@ fn step(
     {
         match Sender::new(&stream, secret, settings.timeout) {
             Ok(s) => *sender = Some((stream_row_key, s)),
-            Err(e) => return fail(conn, id, &name, instance, settings, &e, retrying_since),
+            Err(e) => return trouble.fail(conn, &e),
         }
     }
     let Some((_, destination)) = sender.as_mut() else {
@@ -427,7 +417,7 @@ fn step(
             *delivery = None;
             acknowledged(conn, id, instance, ack, lease)
         }
-        Err(e) => fail(conn, id, &name, instance, settings, &e, retrying_since),
+        Err(e) => trouble.fail(conn, &e),
     }
 }
 
@@ -447,42 +437,54 @@ fn acknowledged(
     }
 }
 
-/// Records a failure; past the limit, marks the stream failing (and records that).
-fn fail(
-    conn: &mut DbConn,
+/// A stream whose step failed: what recording it needs.
+struct Trouble<'a> {
     id: i64,
-    name: &str,
-    instance: &str,
-    settings: &Settings,
-    error: &str,
+    name: &'a str,
+    instance: &'a str,
+    settings: &'a Settings,
+    /// Since when it has been failing, as read at the step's start.
     retrying_since: Option<NaiveDateTime>,
-) -> Result<Step, DbError> {
-    tracing::warn!(stream = id, name, error, "a stream's delivery failed");
-    let at = now();
-    let since = rows::record_failure(conn, id, instance, error, at)?
-        .or(retrying_since)
-        .unwrap_or(at);
-    let limit = chrono::Duration::from_std(settings.fail_after).unwrap_or(chrono::Duration::MAX);
-    if at - since < limit {
-        return Ok(Step::Failed);
-    }
-    crate::db::write_transaction(conn, |conn| {
-        if rows::mark_failed(conn, id, instance, at)? {
-            super::record_failing(
-                conn,
-                id,
-                name,
-                error,
-                chrono::DateTime::from_naive_utc_and_offset(since, Utc),
-            )?;
-            tracing::error!(
-                stream = id,
-                name,
-                error,
-                "a stream is marked failing: resume it to try again"
-            );
+}
+
+impl Trouble<'_> {
+    /// Records a failure; past the limit, marks the stream failing (and records that).
+    fn fail(&self, conn: &mut DbConn, error: &str) -> Result<Step, DbError> {
+        let Trouble {
+            id,
+            name,
+            instance,
+            settings,
+            retrying_since,
+        } = *self;
+        tracing::warn!(stream = id, name, error, "a stream's delivery failed");
+        let at = now();
+        let since = rows::record_failure(conn, id, instance, error, at)?
+            .or(retrying_since)
+            .unwrap_or(at);
+        let limit =
+            chrono::Duration::from_std(settings.fail_after).unwrap_or(chrono::Duration::MAX);
+        if at - since < limit {
+            return Ok(Step::Failed);
         }
-        Ok::<_, DbError>(())
-    })?;
-    Ok(Step::Over)
+        crate::db::write_transaction(conn, |conn| {
+            if rows::mark_failed(conn, id, instance, at)? {
+                super::record_failing(
+                    conn,
+                    id,
+                    name,
+                    error,
+                    chrono::DateTime::from_naive_utc_and_offset(since, Utc),
+                )?;
+                tracing::error!(
+                    stream = id,
+                    name,
+                    error,
+                    "a stream is marked failing: resume it to try again"
+                );
+            }
+            Ok::<_, DbError>(())
+        })?;
+        Ok(Step::Over)
+    }
 }
