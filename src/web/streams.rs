@@ -13,7 +13,6 @@ use super::auth::{AuditReader, SignedIn, SiteManager};
 use super::forms;
 use super::shown::Shown;
 use super::views::{Nav, html, see_other, sentence};
-use crate::audit::event::format_time;
 use crate::audit::filter::{Param, RawQuery};
 use crate::auth::Secret;
 use crate::error::AppError;
@@ -41,19 +40,32 @@ struct StreamView {
     behind: i64,
 }
 
+/// A time as the page shows it: to the second, UTC.
+fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// A stored filter as `key: value` pairs (`search: action:delete`), its
+/// query-string encoding undone.
+fn readable(filter: &str) -> String {
+    url::form_urlencoded::parse(filter.as_bytes())
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn view(s: Stream, log_end: i64) -> StreamView {
     let (badge, detail) = match &s.health {
         Health::Delivering => ("ok", None),
         Health::Paused => ("muted", None),
-        Health::Retrying { since, error } => (
-            "warn",
-            Some(format!("since {}: {error}", format_time(*since))),
-        ),
+        Health::Retrying { since, error } => {
+            ("warn", Some(format!("since {} UTC: {error}", when(*since))))
+        }
         Health::Failing { since, error } => (
             "bad",
             Some(format!(
-                "since {}: {error}; resume to try again",
-                format_time(*since)
+                "since {} UTC: {error}; resume to try again",
+                when(*since)
             )),
         ),
     };
@@ -62,7 +74,7 @@ fn view(s: Stream, log_end: i64) -> StreamView {
         kind: s.destination.kind(),
         target: Shown::new(s.destination.to_string()),
         signed: s.has_secret,
-        filter: Shown::new(s.filter.clone()),
+        filter: Shown::new(readable(&s.filter)),
         state: s.health.word(),
         badge,
         detail: detail.map(Shown::new),
@@ -70,7 +82,7 @@ fn view(s: Stream, log_end: i64) -> StreamView {
         delivered: s.delivered,
         last_delivered: s
             .last_delivered_time
-            .map_or_else(|| "never".to_owned(), format_time),
+            .map_or_else(|| "never".to_owned(), when),
         behind: s.behind(log_end),
         name: Shown::new(s.name),
     }

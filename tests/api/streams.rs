@@ -751,7 +751,7 @@ async fn the_streams_page_is_for_site_managers_and_auditors_read_it(backend: Bac
     let page = app.get("/manage/streams").await.text().await.unwrap();
     assert!(page.contains("Added stream dead &#60;end&#62;"), "{page}");
     assert!(
-        page.contains("search=action%3Acreate"),
+        page.contains("search: action:create"),
         "the filter is shown: {page}"
     );
     assert!(!page.contains("hush"), "the secret is never shown");

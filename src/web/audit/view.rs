@@ -328,17 +328,23 @@ fn verification(check: &crate::db::log_checks::LogCheck) -> (String, Option<Inte
 /// A stream that is not delivering, as the page's banner says it.
 fn stream_alert(s: &crate::streams::Stream) -> Shown {
     use crate::streams::Health;
-    let since = |t: &chrono::DateTime<chrono::Utc>| crate::audit::event::format_time(*t);
+    let since = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
     Shown::new(match &s.health {
         Health::Failing { since: t, error } => format!(
-            "Stream {} is failing since {}: {error}. It is not tried again until resumed.",
+            "Stream '{}' is failing since {}: {error}. It is not tried again until resumed.",
             s.name,
             since(t)
         ),
         Health::Retrying { since: t, error } => {
-            format!("Stream {} is retrying since {}: {error}.", s.name, since(t))
+            format!(
+                "Stream '{}' is retrying since {}: {error}.",
+                s.name,
+                since(t)
+            )
         }
-        Health::Delivering | Health::Paused => format!("Stream {} is {}.", s.name, s.health.word()),
+        Health::Delivering | Health::Paused => {
+            format!("Stream '{}' is {}.", s.name, s.health.word())
+        }
     })
 }
 
