@@ -1218,12 +1218,29 @@ fn term_candidates(
             break;
         }
     }
-    // Two rare trigrams far apart in the term: the events with both are
-    // often far fewer than either's (a rare target among 10M events: its
-    // rarest trigram's 3,000 candidates read one by one took 120 ms). Counted
-    // in the index, which reads both doclists and no event.
-    if let (Some((n, Candidates::Trigrams(one))), Some((_, Candidates::Trigrams(other)))) =
-        (&rarest, &second)
+    // The rarest trigram with another: the events with both are often far
+    // fewer than either's (a rare target among 10M events: its rarest
+    // trigram's 3,000 candidates read one by one took 120 ms). The second
+    // rarest, or, when every other trigram is common, the one farthest from
+    // the rarest in the term (10M events: `niaj266-docs-16-8000`'s rarest,
+    // `j26`, has 1,412 candidates and every other trigram over 50,000; with
+    // `000`, 34, counted in 3 ms; its 1,412 read took 79 ms a page under
+    // load). Counted in the index, which reads both doclists and no event.
+    let partner = match (&rarest, &second) {
+        (_, Some((_, other))) => Some(other.clone()),
+        (Some((_, rare)), None) => options
+            .iter()
+            .position(|o| o == rare)
+            .and_then(|at| {
+                (0..options.len())
+                    .filter(|&i| i != at)
+                    .max_by_key(|&i| i.abs_diff(at))
+            })
+            .map(|i| options[i].clone()),
+        (None, None) => None,
+    };
+    if let (Some((n, Candidates::Trigrams(one))), Some(Candidates::Trigrams(other))) =
+        (&rarest, &partner)
         && *n > BOTH_RAREST_AFTER
     {
         let both = Candidates::Trigrams(format!("{one} {other}"));
