@@ -720,6 +720,37 @@ async fn counts_kept_between_searches_follow_the_index(backend: Backend) {
             MatchCount::Exactly(3)
         );
     }
+    // A rare term's candidates, kept while the index holds the same events,
+    // take in those indexed since, and those not indexed yet.
+    let batch: Vec<NewEvent> = (100..400)
+        .map(|n| event(n, &format!("id{n}"), "filler", "u", "{}"))
+        .collect();
+    store::store_batch(&mut conn, &batch, OnConflict::RefuseBatch).unwrap();
+    index(&mut conn, None);
+    let walrus = |conn: &mut DbConn, from: u32, indexed: bool| {
+        let two: Vec<NewEvent> = (from..from + 2)
+            .map(|n| event(n, &format!("id{n}"), "walrus", "u", "{}"))
+            .collect();
+        store::store_batch(conn, &two, OnConflict::RefuseBatch).unwrap();
+        if indexed {
+            index(conn, None);
+        }
+    };
+    walrus(&mut conn, 500, true);
+    for _ in 0..2 {
+        assert_eq!(ids(&mut conn, "walrus"), ["id501", "id500"]);
+    }
+    walrus(&mut conn, 600, true);
+    assert_eq!(
+        ids(&mut conn, "walrus"),
+        ["id601", "id600", "id501", "id500"]
+    );
+    walrus(&mut conn, 700, false);
+    assert_eq!(
+        ids(&mut conn, "walrus"),
+        ["id701", "id700", "id601", "id600", "id501", "id500"]
+    );
+    index(&mut conn, None);
     store_three(&mut conn, 4, "quokka-plain");
     assert_eq!(
         found(&mut conn, &query("quokka", "")),
