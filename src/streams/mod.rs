@@ -50,6 +50,15 @@ impl Destination {
                         "invalid webhook URL '{target}': use http:// or https:// and a host"
                     )));
                 }
+                // The URL is listed, shown and recorded in the stream's event:
+                // a password in it would be too.
+                if url.password().is_some() {
+                    return Err(StreamError::Invalid(
+                        "the webhook URL holds a password, which would be shown and recorded with it: \
+                         give the receiver a URL without one (the stream's secret signs each batch)"
+                            .into(),
+                    ));
+                }
                 Ok(Destination::Webhook(url))
             }
             "syslog" => Ok(Destination::Syslog(

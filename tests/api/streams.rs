@@ -448,6 +448,15 @@ async fn stream_commands_manage_streams_with_one_line_errors(backend: Backend) {
             "invalid syslog address",
         ),
         (
+            vec![
+                "--kind",
+                "webhook",
+                "--url",
+                "https://me:hunter2@siem.example/in",
+            ],
+            "holds a password",
+        ),
+        (
             vec!["--kind", "pigeon", "--url", "http://x/"],
             "unknown stream kind 'pigeon'",
         ),
@@ -463,6 +472,7 @@ async fn stream_commands_manage_streams_with_one_line_errors(backend: Backend) {
         let e = err(&o);
         assert_eq!(e.lines().count(), 1, "{e}");
         assert!(e.contains(needle), "{e:?} should name {needle:?}");
+        assert!(!e.contains("hunter2"), "a password is not repeated: {e}");
     }
     let o = run(
         &[
