@@ -671,6 +671,26 @@ async fn two_instances_never_deliver_one_stream_at_once() {
 
 const PW: &str = "correct horse battery staple";
 
+/// POSTs the page's form for a webhook stream.
+async fn add_by_form(
+    app: &TestApp,
+    csrf: &str,
+    name: &str,
+    target: &str,
+    secret: &str,
+    search: &str,
+) -> reqwest::Response {
+    let form = [
+        ("csrf_token", csrf),
+        ("name", name),
+        ("kind", "webhook"),
+        ("target", target),
+        ("secret", secret),
+        ("search", search),
+    ];
+    app.post_form("/manage/streams", &form).await
+}
+
 /// Manage > Streams: Site Managers add, pause, resume and remove streams
 /// through the page; Auditors see them and cannot change them; members are
 /// refused and visitors sent to log in. A stream in trouble is named on
@@ -692,19 +712,7 @@ async fn the_streams_page_is_for_site_managers_and_auditors_read_it(backend: Bac
     app.login("boss", PW).await;
     let csrf = app.csrf_token("/manage/streams").await;
     // A bad URL: the page again, as a 400 naming it, with what was typed.
-    let r = app
-        .post_form(
-            "/manage/streams",
-            &[
-                ("csrf_token", &csrf),
-                ("name", "siem"),
-                ("kind", "webhook"),
-                ("target", "gopher://x"),
-                ("secret", ""),
-                ("search", "action:delete"),
-            ],
-        )
-        .await;
+    let r = add_by_form(&app, &csrf, "siem", "gopher://x", "", "action:delete").await;
     assert_eq!(r.status(), 400);
     let page = r.text().await.unwrap();
     assert!(
@@ -716,18 +724,7 @@ async fn the_streams_page_is_for_site_managers_and_auditors_read_it(backend: Bac
         "the form keeps what was typed"
     );
     // A bad filter names the term.
-    let r = app
-        .post_form(
-            "/manage/streams",
-            &[
-                ("csrf_token", &csrf),
-                ("name", "siem"),
-                ("kind", "webhook"),
-                ("target", "http://127.0.0.1:9/"),
-                ("search", "action:fly"),
-            ],
-        )
-        .await;
+    let r = add_by_form(&app, &csrf, "siem", "http://127.0.0.1:9/", "", "action:fly").await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("fly"));
     // Without the CSRF token: refused before anything is read.
@@ -744,19 +741,15 @@ async fn the_streams_page_is_for_site_managers_and_auditors_read_it(backend: Bac
     assert_eq!(r.status(), 403);
     // Added: to a port where nothing listens, so that it fails (its filter
     // matches its own creation).
-    let r = app
-        .post_form(
-            "/manage/streams",
-            &[
-                ("csrf_token", &csrf),
-                ("name", "dead <end>"),
-                ("kind", "webhook"),
-                ("target", "http://127.0.0.1:9/"),
-                ("secret", "hush"),
-                ("search", "action:create"),
-            ],
-        )
-        .await;
+    let r = add_by_form(
+        &app,
+        &csrf,
+        "dead <end>",
+        "http://127.0.0.1:9/",
+        "hush",
+        "action:create",
+    )
+    .await;
     assert_eq!(r.status(), 303);
     let page = app.get("/manage/streams").await.text().await.unwrap();
     assert!(page.contains("Added stream dead &#60;end&#62;"), "{page}");
