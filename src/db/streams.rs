@@ -50,12 +50,17 @@ pub struct NewStreamRow<'a> {
     pub created_at: NaiveDateTime,
 }
 
-/// Stores a stream and returns it (inside the caller's write transaction).
-pub fn insert(conn: &mut DbConn, stream: &NewStreamRow<'_>) -> Result<StreamRow, DbError> {
-    diesel::insert_into(streams::table)
+/// Stores a stream and returns it (inside the caller's write transaction);
+/// `None` when its name is taken (by another add at the same moment too).
+pub fn insert(conn: &mut DbConn, stream: &NewStreamRow<'_>) -> Result<Option<StreamRow>, DbError> {
+    match diesel::insert_into(streams::table)
         .values(stream)
-        .execute(conn.backend())?;
-    find_by_name(conn, stream.name)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
+        .execute(conn.backend())
+    {
+        Err(e) if super::is_unique_violation(&e) => return Ok(None),
+        done => done?,
+    };
+    find_by_name(conn, stream.name)
 }
 
 /// Every stream, oldest first.

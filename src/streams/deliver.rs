@@ -313,6 +313,11 @@ fn step(
         rows::release_lease(conn, id, instance)?;
         return Ok(Step::Over);
     }
+    // The row says whose the lease is: one taken over (by an instance whose
+    // clock runs ahead) or ended is taken again, or not at all.
+    if row.lease_owner.as_deref() != Some(instance) {
+        *lease = None;
+    }
     // Renewed once half of it has gone (a write each time, on SQLite the
     // database's write lock): another instance cannot take it before it
     // ends, and a batch takes at most the timeout, well within the rest.

@@ -296,7 +296,8 @@ pub fn add(conn: &mut DbConn, new: NewStream<'_>, by: &ChangedBy) -> Result<Stre
                 created_by: &by.actor.username,
                 created_at: Utc::now().naive_utc(),
             },
-        )?;
+        )?
+        .ok_or_else(|| StreamError::NameTaken(new.name.to_owned()))?;
         let mut diff = Diff::from([
             ("name".to_owned(), FieldChange::values(None, text(new.name))),
             (

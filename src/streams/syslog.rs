@@ -142,6 +142,10 @@ impl Sender {
     }
 
     fn send_tcp(&mut self, messages: &[String]) -> Result<(), String> {
+        // A connection the receiver closed while idle is opened again.
+        if self.tcp.as_ref().is_some_and(closed) {
+            self.tcp = None;
+        }
         if self.tcp.is_none() {
             let to = self.resolve()?;
             let stream = TcpStream::connect_timeout(&to, self.timeout)
@@ -185,13 +189,18 @@ impl Sender {
     }
 }
 
-/// Whether the peer has closed the connection (it sends nothing otherwise).
+/// Whether the peer has closed or reset the connection (it sends nothing
+/// otherwise): any answer but "nothing to read yet" means what was written
+/// may be lost.
 fn closed(stream: &TcpStream) -> bool {
     let mut byte = [0u8; 1];
     if stream.set_nonblocking(true).is_err() {
-        return false;
+        return true;
     }
-    let gone = matches!(stream.peek(&mut byte), Ok(0));
+    let gone = match stream.peek(&mut byte) {
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        Ok(n) => n == 0,
+    };
     let _ = stream.set_nonblocking(false);
     gone
 }

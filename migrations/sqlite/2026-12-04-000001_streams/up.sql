@@ -4,8 +4,10 @@
 -- the destination: moved only after a batch is acknowledged, so a restart
 -- resumes from it. The lease names the instance delivering the stream (one
 -- at a time): another may take it once `lease_until` has passed.
+-- AUTOINCREMENT (SQLite): a removed stream's id is never given to another,
+-- so `stream-N` in the log names one stream.
 CREATE TABLE streams (
-    id INTEGER PRIMARY KEY NOT NULL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
     name TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL CHECK (kind IN ('webhook', 'syslog')),
     target TEXT NOT NULL,
