@@ -165,6 +165,17 @@ pub fn entries(conn: &mut DbConn, from: i64, limit: i64) -> Result<Vec<Entry>, D
         .collect())
 }
 
+/// Up to `limit` positions from `from` on, in order, with their events' ids
+/// only (what a stream looks through, reading the events it keeps).
+pub fn event_ids(conn: &mut DbConn, from: i64, limit: i64) -> Result<Vec<(i64, i64)>, DbError> {
+    Ok(log_entries::table
+        .filter(log_entries::position.ge(from))
+        .order(log_entries::position.asc())
+        .limit(limit)
+        .select((log_entries::position, log_entries::event_id))
+        .load(conn.backend())?)
+}
+
 /// Up to `limit` stored events that have no position (or one below 0, which
 /// no position is), oldest id first: events slipped in past the application,
 /// or stored before positions existed and not sealed yet.

@@ -10,7 +10,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{log_entries, log_state, streams};
+use super::schema::streams;
 use super::{DbConn, DbError, write_statement};
 
 /// A stored stream.
@@ -250,26 +250,4 @@ pub fn mark_failed(
     ))
     .execute(conn.backend())?;
     Ok(n > 0)
-}
-
-/// The position the next stored event will have: a stream whose next
-/// position is below it is that many positions behind.
-pub fn log_end(conn: &mut DbConn) -> Result<i64, DbError> {
-    Ok(log_state::table
-        .select(log_state::next_position)
-        .first(conn.backend())?)
-}
-
-/// The log from `position` on, at most `limit` entries: (position, event id).
-pub fn entries_from(
-    conn: &mut DbConn,
-    position: i64,
-    limit: i64,
-) -> Result<Vec<(i64, i64)>, DbError> {
-    Ok(log_entries::table
-        .filter(log_entries::position.ge(position))
-        .order(log_entries::position.asc())
-        .limit(limit)
-        .select((log_entries::position, log_entries::event_id))
-        .load(conn.backend())?)
 }

@@ -355,7 +355,7 @@ fn step(
     };
     // A batch's worth of the log: all of it for a stream without a filter.
     let scan = i64::try_from(settings.batch).unwrap_or(i64::MAX);
-    let entries = rows::entries_from(conn, stream.next_position, scan)?;
+    let entries = crate::db::log::event_ids(conn, stream.next_position, scan)?;
     let Some(&(last_position, _)) = entries.last() else {
         return Ok(Step::Idle);
     };

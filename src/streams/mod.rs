@@ -343,7 +343,7 @@ pub fn unhealthy(conn: &mut DbConn) -> Result<Vec<Stream>, DbError> {
 
 /// The position the next stored event will have.
 pub fn log_end(conn: &mut DbConn) -> Result<i64, StreamError> {
-    Ok(db::streams::log_end(conn)?)
+    Ok(db::log::next_position(conn)?)
 }
 
 /// Pauses (`true`) or resumes a stream; resuming a failing stream tries it
