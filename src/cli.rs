@@ -193,6 +193,10 @@ pub struct ServeArgs {
     /// and not tried again until resumed: a number and s, m, h or d.
     #[arg(long, env = "AUDITDESK_STREAM_FAIL_AFTER", value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub stream_fail_after: Duration,
+    /// Certificate authorities (a PEM file) that HTTPS webhooks may use
+    /// besides the system's: for receivers with a private CA's certificate.
+    #[arg(long, env = "AUDITDESK_STREAM_CA_FILE", value_name = "FILE")]
+    pub stream_ca_file: Option<PathBuf>,
 }
 
 /// `90s`, `15m`, `24h`, `7d`: at least a second, at most a year.
@@ -680,7 +684,7 @@ fn stream_command(conn: &mut DbConn, cmd: StreamCommand) -> Result<(), CliError>
                 stream.id,
                 escaped(&stream.name),
                 stream.destination.kind(),
-                escaped(&stream.destination.to_string())
+                escaped(&stream.destination.shown())
             );
             println!("{}", stream.id);
         }
@@ -692,7 +696,7 @@ fn stream_command(conn: &mut DbConn, cmd: StreamCommand) -> Result<(), CliError>
                     s.id,
                     escaped(&s.name),
                     s.destination.kind(),
-                    escaped(&s.destination.to_string()),
+                    escaped(&s.destination.shown()),
                     s.health.word(),
                     s.last_delivered_time
                         .map_or_else(|| "-".to_owned(), crate::audit::event::format_time),
@@ -835,6 +839,17 @@ fn serve(url: DatabaseUrl, args: ServeArgs) -> Result<(), CliError> {
     config.checkpoint_interval = Duration::from_secs(args.checkpoint_interval);
     config.checkpoint_log = args.checkpoint_log;
     config.streams.fail_after = args.stream_fail_after;
+    if let Some(path) = &args.stream_ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            CliError(format!(
+                "--stream-ca-file: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        let roots = crate::streams::webhook::Roots::from_pem(&pem)
+            .map_err(|e| CliError(format!("--stream-ca-file {}: {e}", path.display())))?;
+        config.streams.webhook_roots = Some(roots);
+    }
     crate::memory::tune_allocator();
     let system = actix_web::rt::System::new();
     system.block_on(async move {

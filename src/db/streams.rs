@@ -11,7 +11,23 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::streams;
-use super::{DbConn, DbError, write_statement};
+use super::{AnyConnection, DbConn, DbError, write_statement};
+
+/// The database's clock, in UTC: what leases and failures are timed by, so
+/// that instances whose clocks disagree still agree on when a lease ends
+/// (on PostgreSQL, its server's clock; a SQLite file is shared only by the
+/// processes of one machine, whose clock this is).
+pub fn now(conn: &mut DbConn) -> Result<NaiveDateTime, DbError> {
+    match conn.backend() {
+        AnyConnection::Postgres(c) => Ok(diesel::select(diesel::dsl::sql::<
+            diesel::sql_types::Timestamp,
+        >(
+            "clock_timestamp() AT TIME ZONE 'UTC'"
+        ))
+        .get_result(c)?),
+        AnyConnection::Sqlite(_) => Ok(chrono::Utc::now().naive_utc()),
+    }
+}
 
 /// A stored stream.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
@@ -112,14 +128,17 @@ pub fn remove(conn: &mut DbConn, id: i64) -> Result<bool, DbError> {
 }
 
 /// Takes (or keeps) the lease on a stream that is neither paused nor
-/// failing, until `until`: whether this instance holds it now.
+/// failing, for `length` from the database's `now`: whether this instance
+/// holds it now. A lease another holds is taken only once it has ended by
+/// the database's clock.
 pub fn take_lease(
     conn: &mut DbConn,
     id: i64,
     owner: &str,
-    now: NaiveDateTime,
-    until: NaiveDateTime,
+    length: chrono::Duration,
 ) -> Result<bool, DbError> {
+    let now = now(conn)?;
+    let until = now + length;
     let n = write_statement(conn, |conn| {
         diesel::update(
             streams::table

@@ -46,6 +46,9 @@ pub struct Settings {
     pub poll: Duration,
     /// The longest wait between two tries.
     pub max_backoff: Duration,
+    /// Certificate authorities HTTPS webhooks may use besides the system's
+    /// (`--stream-ca-file`).
+    pub webhook_roots: Option<webhook::Roots>,
 }
 
 impl Default for Settings {
@@ -56,12 +59,14 @@ impl Default for Settings {
             batch: 1000,
             poll: Duration::from_millis(200),
             max_backoff: Duration::from_secs(60),
+            webhook_roots: None,
         }
     }
 }
 
-/// How long a lease lasts; it is renewed once half of it has gone, and a
-/// batch takes at most the timeout, which must be shorter than that half.
+/// How long a lease lasts; it is renewed once half of it has gone, and
+/// before a send when less than the send's timeout and a margin is left
+/// (so the timeout must be well under this).
 const LEASE: Duration = Duration::from_secs(30);
 /// How often the supervisor looks at the streams.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
@@ -168,19 +173,22 @@ fn supervise(database: &Database, settings: &Settings, instance: &str, stop: &Ar
 /// Where a stream's events go, ready to send.
 enum Sender {
     Webhook(webhook::Sender),
-    Syslog(syslog::Sender, String),
+    Syslog(syslog::Sender),
 }
 
 impl Sender {
-    fn new(stream: &Stream, secret: Option<String>, timeout: Duration) -> Result<Self, String> {
+    fn new(stream: &Stream, secret: Option<String>, settings: &Settings) -> Result<Self, String> {
+        let timeout = settings.timeout;
         Ok(match &stream.destination {
-            Destination::Webhook(url) => {
-                Sender::Webhook(webhook::Sender::new(url.clone(), secret, timeout)?)
+            Destination::Webhook(url) => Sender::Webhook(webhook::Sender::new(
+                url.clone(),
+                secret,
+                timeout,
+                settings.webhook_roots.as_ref(),
+            )?),
+            Destination::Syslog(address) => {
+                Sender::Syslog(syslog::Sender::new(address.clone(), timeout))
             }
-            Destination::Syslog(address) => Sender::Syslog(
-                syslog::Sender::new(address.clone(), timeout),
-                syslog::hostname(),
-            ),
         })
     }
 
@@ -194,13 +202,7 @@ impl Sender {
                 }
                 w.send(body, delivery)
             }
-            Sender::Syslog(s, host) => {
-                let messages: Vec<String> = batch
-                    .iter()
-                    .map(|(position, event)| syslog::message(event, *position, host))
-                    .collect();
-                s.send(&messages)
-            }
+            Sender::Syslog(s) => s.send(batch),
         }
     }
 }
@@ -319,16 +321,9 @@ fn step(
         *lease = None;
     }
     // Renewed once half of it has gone (a write each time, on SQLite the
-    // database's write lock): another instance cannot take it before it
-    // ends, and a batch takes at most the timeout, well within the rest.
-    if lease.is_none_or(|until| until.saturating_duration_since(Instant::now()) < LEASE / 2) {
-        let taken_at = Instant::now();
-        let length = chrono::Duration::from_std(LEASE).unwrap_or_default();
-        if !rows::take_lease(conn, id, instance, now(), now() + length)? {
-            *lease = None;
-            return Ok(Step::NotMine);
-        }
-        *lease = Some(taken_at + LEASE);
+    // database's write lock): another instance cannot take it before it ends.
+    if !hold(conn, id, instance, lease, LEASE / 2)? {
+        return Ok(Step::NotMine);
     }
     let secret = row.secret.clone();
     let stream_row_key = format!("{}\u{0}{}\u{0}{:?}", row.kind, row.target, row.secret);
@@ -402,7 +397,7 @@ fn step(
         .as_ref()
         .is_none_or(|(key, _)| *key != stream_row_key)
     {
-        match Sender::new(&stream, secret, settings.timeout) {
+        match Sender::new(&stream, secret, settings) {
             Ok(s) => *sender = Some((stream_row_key, s)),
             Err(e) => return trouble.fail(conn, &e),
         }
@@ -410,6 +405,12 @@ fn step(
     let Some((_, destination)) = sender.as_mut() else {
         return Ok(Step::Failed);
     };
+    // A send takes at most the timeout: the lease must outlast it, with room
+    // to record the answer, or be renewed first (reading the batch may have
+    // taken a while).
+    if !hold(conn, id, instance, lease, settings.timeout + LEASE / 6)? {
+        return Ok(Step::NotMine);
+    }
     match destination.send(&batch, delivery_id) {
         Ok(()) => {
             let last_time = batch.iter().map(|(_, e)| e.time.naive_utc()).max();
@@ -423,6 +424,32 @@ fn step(
             acknowledged(conn, id, instance, ack, lease)
         }
         Err(e) => trouble.fail(conn, &e),
+    }
+}
+
+/// Makes sure this instance holds the stream's lease for at least `need`
+/// more, taking it again when less is left: whether it does. The lease ends
+/// by the database's clock (`rows::take_lease`); this instance counts it from
+/// before it asked, on its own steady clock, so it always thinks the lease
+/// ends a little sooner than the database does.
+fn hold(
+    conn: &mut DbConn,
+    id: i64,
+    instance: &str,
+    lease: &mut Option<Instant>,
+    need: Duration,
+) -> Result<bool, DbError> {
+    if lease.is_some_and(|until| until.saturating_duration_since(Instant::now()) >= need) {
+        return Ok(true);
+    }
+    let asked_at = Instant::now();
+    let length = chrono::Duration::from_std(LEASE).unwrap_or_default();
+    if rows::take_lease(conn, id, instance, length)? {
+        *lease = Some(asked_at + LEASE);
+        Ok(true)
+    } else {
+        *lease = None;
+        Ok(false)
     }
 }
 
@@ -463,7 +490,9 @@ impl Trouble<'_> {
             retrying_since,
         } = *self;
         tracing::warn!(stream = id, name, error, "a stream's delivery failed");
-        let at = now();
+        // By the database's clock, as every instance that may take the
+        // stream over reads `retrying_since`.
+        let at = rows::now(conn)?;
         let since = rows::record_failure(conn, id, instance, error, at)?
             .or(retrying_since)
             .unwrap_or(at);

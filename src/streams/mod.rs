@@ -71,6 +71,40 @@ impl Destination {
     }
 }
 
+impl Destination {
+    /// The destination as listed, shown and recorded in the log: a webhook
+    /// URL's query values and user name are `******`, since receivers
+    /// often take their token there, and stream lists and events are read
+    /// by auditors and forwarded to other systems. The URL is stored and
+    /// used whole. (A token in the URL's path, as some receivers want, is
+    /// not told apart from the path; prefer the query or a secret.)
+    pub fn shown(&self) -> String {
+        const HIDDEN: &str = "******";
+        match self {
+            Destination::Webhook(url) => {
+                let mut shown = url.clone();
+                if !url.username().is_empty() {
+                    let _ = shown.set_username(HIDDEN);
+                }
+                if let Some(query) = url.query() {
+                    let masked: Vec<String> = query
+                        .split('&')
+                        .map(|part| match part.split_once('=') {
+                            Some((key, _)) => format!("{key}={HIDDEN}"),
+                            None if part.is_empty() => String::new(),
+                            None => HIDDEN.to_owned(),
+                        })
+                        .collect();
+                    shown.set_query(Some(&masked.join("&")));
+                }
+                shown.set_fragment(None);
+                shown.to_string()
+            }
+            Destination::Syslog(address) => address.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -306,7 +340,7 @@ pub fn add(conn: &mut DbConn, new: NewStream<'_>, by: &ChangedBy) -> Result<Stre
             ),
             (
                 "target".to_owned(),
-                FieldChange::values(None, text(&target)),
+                FieldChange::values(None, text(&destination.shown())),
             ),
             (
                 "filters".to_owned(),
@@ -402,7 +436,7 @@ pub fn remove(conn: &mut DbConn, id: i64, by: &ChangedBy) -> Result<Stream, Stre
             ),
             (
                 "target".to_owned(),
-                FieldChange::values(text(&stream.destination.to_string()), None),
+                FieldChange::values(text(&stream.destination.shown()), None),
             ),
         ]);
         store::record(
@@ -451,4 +485,32 @@ fn record_failing(
         conn,
         stream_event(&server_actor(), Action::Write, id, name, diff),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Destination;
+
+    #[test]
+    fn a_webhook_url_is_shown_without_its_query_values_or_user_name() {
+        let shown = |url: &str| Destination::parse("webhook", url).unwrap().shown();
+        assert_eq!(
+            shown("https://siem.example/in?token=abc123&source=x"),
+            "https://siem.example/in?token=******&source=******"
+        );
+        assert_eq!(
+            shown("https://siem.example/in?abc123"),
+            "https://siem.example/in?******"
+        );
+        assert_eq!(
+            shown("https://abc123@siem.example:8088/services/collector#frag"),
+            "https://******@siem.example:8088/services/collector"
+        );
+        assert_eq!(shown("http://127.0.0.1:9/hook"), "http://127.0.0.1:9/hook");
+        // Stored and used whole.
+        let d = Destination::parse("webhook", "https://siem.example/in?token=abc123").unwrap();
+        assert_eq!(d.to_string(), "https://siem.example/in?token=abc123");
+        let syslog = Destination::parse("syslog", "tcp://127.0.0.1:514").unwrap();
+        assert_eq!(syslog.shown(), "tcp://127.0.0.1:514");
+    }
 }

@@ -20,6 +20,23 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Certificate authorities trusted for HTTPS webhooks besides the system's
+/// (`serve --stream-ca-file`): a receiver with a certificate of a private CA.
+#[derive(Debug, Clone)]
+pub struct Roots(Vec<reqwest::Certificate>);
+
+impl Roots {
+    /// The certificates of a PEM file; `Err` says why there are none.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("not PEM certificates: {}", source_of(&e)))?;
+        if certificates.is_empty() {
+            return Err("no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)".into());
+        }
+        Ok(Self(certificates))
+    }
+}
+
 /// A client for one stream's URL.
 pub struct Sender {
     client: reqwest::blocking::Client,
@@ -28,13 +45,23 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// `timeout` bounds each delivery, connecting and the answer included.
-    pub fn new(url: url::Url, secret: Option<String>, timeout: Duration) -> Result<Self, String> {
-        let client = reqwest::blocking::Client::builder()
+    /// `timeout` bounds each delivery, connecting and the answer included;
+    /// `roots` are trusted besides the system's certificate authorities.
+    pub fn new(
+        url: url::Url,
+        secret: Option<String>,
+        timeout: Duration,
+        roots: Option<&Roots>,
+    ) -> Result<Self, String> {
+        let mut builder = reqwest::blocking::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("auditdesk/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("auditdesk/", env!("CARGO_PKG_VERSION")));
+        if let Some(Roots(certificates)) = roots {
+            builder = builder.tls_certs_merge(certificates.iter().cloned());
+        }
+        let client = builder
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
         Ok(Self {

@@ -72,7 +72,7 @@ fn view(s: Stream, log_end: i64) -> StreamView {
     StreamView {
         id: s.id,
         kind: s.destination.kind(),
-        target: Shown::new(s.destination.to_string()),
+        target: Shown::new(s.destination.shown()),
         signed: s.has_secret,
         filter: Shown::new(readable(&s.filter)),
         state: s.health.word(),
@@ -227,7 +227,8 @@ async fn add(
             m,
             format!(
                 "Added stream {} to {}; it starts from the first event.",
-                s.name, s.destination
+                s.name,
+                s.destination.shown()
             ),
         ),
         Err(e) => refused(m, &state, e, values).await,

@@ -22,7 +22,7 @@ use auditdesk::auth::users::ChangedBy;
 use auditdesk::db::DbConn;
 use auditdesk::db::events::{Criteria, OnConflict};
 use auditdesk::streams::deliver::Settings;
-use auditdesk::streams::webhook::signature;
+use auditdesk::streams::webhook::{Roots, signature};
 use auditdesk::streams::{self, Health, NewStream};
 
 use crate::cli::{auditdesk, serve_with};
@@ -31,6 +31,8 @@ use crate::helpers::{Backend, TestApp, TestDb, new_event};
 /// One request the receiver took.
 #[derive(Debug, Clone)]
 struct Delivery {
+    /// The request's target: path and query.
+    target: String,
     content_type: String,
     delivery: String,
     signature: Option<String>,
@@ -41,6 +43,7 @@ struct Delivery {
 /// told to fail.
 struct Receiver {
     port: u16,
+    https: bool,
     got: Arc<Mutex<Vec<Delivery>>>,
     failing: Arc<AtomicBool>,
     refused: Arc<AtomicUsize>,
@@ -58,6 +61,16 @@ struct Knobs {
 
 impl Receiver {
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A receiver that speaks HTTPS with `tls`'s certificate.
+    fn start_tls(tls: openssl::ssl::SslAcceptor) -> Self {
+        Self::start_with(Some(Arc::new(tls)))
+    }
+
+    fn start_with(tls: Option<Arc<openssl::ssl::SslAcceptor>>) -> Self {
+        let https = tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -69,13 +82,23 @@ impl Receiver {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let (g, f, r, k) = (g.clone(), f.clone(), r.clone(), k.clone());
+                let tls = tls.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &g, &f, &r, &k);
+                    let _ = match tls {
+                        None => serve(stream, &g, &f, &r, &k),
+                        // A client that gives up in the handshake (a
+                        // certificate it does not trust) sends nothing.
+                        Some(tls) => match tls.accept(stream) {
+                            Ok(stream) => serve(stream, &g, &f, &r, &k),
+                            Err(_) => Ok(()),
+                        },
+                    };
                 });
             }
         });
         Self {
             port,
+            https,
             got,
             failing,
             refused,
@@ -84,7 +107,8 @@ impl Receiver {
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hook?x=1", self.port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/hook?x=1", self.port)
     }
 
     fn deliveries(&self) -> Vec<Delivery> {
@@ -111,14 +135,13 @@ fn lines(body: &[u8]) -> Vec<serde_json::Value> {
 
 /// Serves one connection's requests (reqwest keeps connections alive).
 fn serve(
-    stream: TcpStream,
+    stream: impl Read + Write,
     got: &Mutex<Vec<Delivery>>,
     failing: &AtomicBool,
     refused: &AtomicUsize,
     knobs: &Knobs,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = stream;
+    let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line)? == 0 {
@@ -155,16 +178,25 @@ fn serve(
         knobs.in_flight.fetch_sub(1, Ordering::AcqRel);
         if failing.load(Ordering::Acquire) {
             refused.fetch_add(1, Ordering::AcqRel);
-            out.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")?;
+            reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")?;
             continue;
         }
         got.lock().unwrap().push(Delivery {
+            target: request_line
+                .split(' ')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned(),
             content_type: header("content-type").unwrap_or_default(),
             delivery: header("x-auditdesk-delivery").unwrap_or_default(),
             signature: header("x-auditdesk-signature"),
             body,
         });
-        out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")?;
+        reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")?;
     }
 }
 
@@ -177,6 +209,7 @@ fn quick(fail_after: Duration) -> Settings {
         batch: 100,
         poll: Duration::from_millis(50),
         max_backoff: Duration::from_millis(300),
+        webhook_roots: None,
     }
 }
 
@@ -290,6 +323,7 @@ async fn a_webhook_gets_every_event_in_order_signed(backend: Backend) {
     .await;
     assert_eq!(first_sightings(&receiver.ids()), want, "in log order");
     for d in receiver.deliveries() {
+        assert_eq!(d.target, "/hook?x=1", "the URL is used whole");
         assert_eq!(d.content_type, "application/x-ndjson");
         assert!(uuid::Uuid::parse_str(&d.delivery).is_ok(), "{}", d.delivery);
         assert_eq!(
@@ -317,6 +351,147 @@ async fn a_webhook_gets_every_event_in_order_signed(backend: Backend) {
     assert_eq!(created["action"], "create");
     assert_eq!(created["diff"]["secret"]["secret"], true);
     assert!(!created.to_string().contains("s3cret"), "{created}");
+    // A query's values may be the receiver's token: shown and recorded hidden.
+    let shown = format!("http://127.0.0.1:{}/hook?x=******", receiver.port);
+    assert_eq!(created["diff"]["target"]["new"], shown.as_str());
+    assert_eq!(s.destination.shown(), shown);
+}
+
+/// A certificate authority of the test's own, and a TLS acceptor with a
+/// certificate it signed for 127.0.0.1: (the CA's certificate as PEM, the
+/// acceptor).
+fn private_ca() -> (Vec<u8>, openssl::ssl::SslAcceptor) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::{PKey, Private};
+    use openssl::ssl::{SslAcceptor, SslMethod};
+    use openssl::x509::extension::{
+        AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage,
+        SubjectAlternativeName, SubjectKeyIdentifier,
+    };
+    use openssl::x509::{X509, X509Builder, X509Name, X509NameBuilder};
+
+    let key = || -> PKey<Private> {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+    };
+    let name = |cn: &str| -> X509Name {
+        let mut n = X509NameBuilder::new().unwrap();
+        n.append_entry_by_text("CN", cn).unwrap();
+        n.build()
+    };
+    let builder = |serial: u32, subject: &X509Name, issuer: &X509Name, key: &PKey<Private>| {
+        let mut b = X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(&BigNum::from_u32(serial).unwrap().to_asn1_integer().unwrap())
+            .unwrap();
+        b.set_subject_name(subject).unwrap();
+        b.set_issuer_name(issuer).unwrap();
+        b.set_pubkey(key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+            .unwrap();
+        b
+    };
+
+    let ca_key = key();
+    let ca_name = name("Auditdesk test CA");
+    let mut b = builder(1, &ca_name, &ca_name, &ca_key);
+    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+        .unwrap();
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let ski = SubjectKeyIdentifier::new()
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(ski).unwrap();
+    b.sign(&ca_key, MessageDigest::sha256()).unwrap();
+    let ca: X509 = b.build();
+
+    let leaf_key = key();
+    let mut b = builder(2, &name("127.0.0.1"), &ca_name, &leaf_key);
+    b.append_extension(BasicConstraints::new().build().unwrap())
+        .unwrap();
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(Some(&ca), None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&b.x509v3_context(Some(&ca), None))
+        .unwrap();
+    b.append_extension(aki).unwrap();
+    b.sign(&ca_key, MessageDigest::sha256()).unwrap();
+    let leaf = b.build();
+
+    let mut tls = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    tls.set_private_key(&leaf_key).unwrap();
+    tls.set_certificate(&leaf).unwrap();
+    tls.check_private_key().unwrap();
+    (ca.to_pem().unwrap(), tls.build())
+}
+
+async fn an_https_webhook_is_delivered_when_its_ca_is_trusted(backend: Backend) {
+    let (ca_pem, tls) = private_ca();
+    let (_, strangers_tls) = private_ca();
+    let trusted = Receiver::start_tls(tls);
+    let stranger = Receiver::start_tls(strangers_tls);
+    let mut settings = quick(Duration::from_secs(3600));
+    settings.webhook_roots = Some(Roots::from_pem(&ca_pem).unwrap());
+    let Some(app) = app_with(backend, settings).await else {
+        return;
+    };
+    let mut conn = app.conn();
+    store_events(&mut conn, 1, 150, "write", "over tls");
+    add(&mut conn, "siem", &trusted.url(), Some("k"), "");
+    let other = add(&mut conn, "stranger", &stranger.url(), Some("k"), "");
+    let want = log_ids(&mut conn);
+    until(
+        Duration::from_secs(30),
+        "every event delivered over HTTPS",
+        || first_sightings(&trusted.ids()).len() >= want.len(),
+    )
+    .await;
+    assert_eq!(first_sightings(&trusted.ids()), want, "in log order");
+    for d in trusted.deliveries() {
+        assert_eq!(d.target, "/hook?x=1");
+        assert_eq!(d.signature, Some(signature("k", &d.body)));
+    }
+    // A certificate no trusted authority signed: never sent to, and the
+    // stream says why.
+    until(Duration::from_secs(30), "the other stream retries", || {
+        matches!(health(&mut conn, other), Health::Retrying { .. })
+    })
+    .await;
+    match health(&mut conn, other) {
+        Health::Retrying { error, .. } => {
+            assert!(error.contains("certificate verify failed"), "{error}")
+        }
+        h => panic!("{h:?}"),
+    }
+    assert!(stranger.deliveries().is_empty());
 }
 
 async fn a_receiver_that_fails_and_comes_back_misses_nothing(backend: Backend) {
@@ -498,7 +673,7 @@ async fn stream_commands_manage_streams_with_one_line_errors(backend: Backend) {
             "--kind",
             "webhook",
             "--url",
-            "https://siem.example/in",
+            "https://siem.example/in?token=abc123",
             "--secret-stdin",
             "--resource-type",
             "workspace",
@@ -532,8 +707,13 @@ async fn stream_commands_manage_streams_with_one_line_errors(backend: Backend) {
     );
     assert_eq!(
         &fields[2..5],
-        ["webhook", "https://siem.example/in", "delivering"]
+        [
+            "webhook",
+            "https://siem.example/in?token=******",
+            "delivering"
+        ]
     );
+    assert!(!listed.contains("abc123"), "a query's values are hidden");
     assert_eq!(fields[5], "-", "nothing delivered yet");
     assert!(!listed.contains("hush"), "the secret is never listed");
     assert!(run(&["stream", "pause", &id], "").status.success());
@@ -548,6 +728,37 @@ async fn stream_commands_manage_streams_with_one_line_errors(backend: Backend) {
         "{}",
         err(&o)
     );
+    // A CA file serve cannot use is refused in one line, before it serves.
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (path, needle) in [
+        (&not_pem, "no certificate in it"),
+        (&missing, "cannot read"),
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_auditdesk"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--stream-ca-file"])
+            .arg(path)
+            .env("DATABASE_URL", db.url_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > Duration::from_secs(15) {
+                let _ = child.kill();
+                panic!("serve started with --stream-ca-file {}", path.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let o = child.wait_with_output().unwrap();
+        assert!(!o.status.success());
+        let e = err(&o);
+        assert!(e.contains("--stream-ca-file") && e.contains(needle), "{e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    }
     // Each change is an event: create, pause, resume, delete.
     let mut conn = db.connect();
     let q = auditdesk::audit::filter::QueryParams::parse("resource_type=stream", &[]);
@@ -563,6 +774,17 @@ async fn stream_commands_manage_streams_with_one_line_errors(backend: Backend) {
     let created = page.events.last().unwrap();
     assert!(created.diff["secret"].is_secret());
     assert!(!created.to_json().contains("hush"));
+    assert!(
+        !created.to_json().contains("abc123"),
+        "{}",
+        created.to_json()
+    );
+    let removed = &page.events[0];
+    assert!(
+        !removed.to_json().contains("abc123"),
+        "{}",
+        removed.to_json()
+    );
 }
 
 /// Adds a webhook stream from the command line, as an operator would.
@@ -967,6 +1189,117 @@ async fn a_syslog_stream_reaches_rsyslog_over_tcp_and_udp(backend: Backend) {
     assert_eq!(first["diff"]["name"]["new"], "b");
 }
 
+/// An event longer than a UDP datagram holds (six diff values of 15,000
+/// bytes) does not stop a UDP syslog stream: it is sent cut, saying so and
+/// how long it was, and the events after it follow whole.
+async fn an_event_too_long_for_udp_is_sent_cut_and_the_stream_goes_on(backend: Backend) {
+    let Some(app) = app_with(backend, quick(Duration::from_secs(3600))).await else {
+        return;
+    };
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let mut conn = app.conn();
+    store_events(&mut conn, 1, 2, "write", "before");
+    let diff: serde_json::Map<String, serde_json::Value> = (0..6)
+        .map(|i| {
+            let value = format!("{i}").repeat(15_000);
+            (
+                format!("field{i}"),
+                serde_json::json!({"old": null, "new": value}),
+            )
+        })
+        .collect();
+    let mut big: serde_json::Value = serde_json::json!({
+        "id": "00000000-0000-4000-8000-000000000100", "time": "2026-03-01T00:00:00Z",
+        "user": {"username": "alice"}, "action": "write", "resource_type": "workspace",
+        "resource_target": "big", "status_code": 200,
+    });
+    big["diff"] = serde_json::Value::Object(diff);
+    let big = new_event(&big.to_string());
+    store::store_batch(&mut conn, &[big], OnConflict::RefuseBatch).unwrap();
+    store_events(&mut conn, 200, 2, "write", "after");
+    streams::add(
+        &mut conn,
+        NewStream {
+            name: "udp",
+            kind: "syslog",
+            target: &format!("udp://127.0.0.1:{port}"),
+            secret: None,
+            filters: &RawQuery::default(),
+        },
+        &ChangedBy::local_operator(),
+    )
+    .unwrap();
+    let want = log_ids(&mut conn);
+    let mut got: Vec<String> = Vec::new();
+    let start = Instant::now();
+    let mut buf = vec![0u8; 70_000];
+    while got.len() < want.len() && start.elapsed() < Duration::from_secs(30) {
+        let Ok(n) = socket.recv(&mut buf) else {
+            continue;
+        };
+        assert!(n <= 65_507, "a datagram of {n} bytes");
+        got.push(String::from_utf8(buf[..n].to_vec()).expect("cut between characters"));
+    }
+    assert_eq!(got.len(), want.len(), "one datagram per event: {got:?}");
+    for (i, (message, id)) in got.iter().zip(&want).enumerate() {
+        let (head, msg) = message.split_once('\u{feff}').unwrap();
+        assert!(head.contains(&format!("position=\"{i}\"")), "{head}");
+        assert!(msg.starts_with(&format!("{{\"id\":\"{id}\"")), "{head}");
+        if id.ends_with("100") {
+            let whole: usize = head
+                .split("truncated=\"")
+                .nth(1)
+                .and_then(|t| t.split('"').next())
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| panic!("says it was cut: {head}"));
+            assert!(whole > 90_000 && msg.len() < whole, "{whole}");
+            assert_eq!(message.len(), 65_507, "as much as a datagram holds");
+        } else {
+            assert!(!head.contains("truncated"), "{head}");
+            serde_json::from_str::<serde_json::Value>(msg).expect("whole");
+        }
+    }
+}
+
+/// Leases are timed by the database's clock: one instance's lease keeps
+/// every other out until it lapses, then another may take it; its holder
+/// may renew it at any time; a released lease is free at once.
+async fn a_lease_keeps_other_instances_out_until_it_lapses(backend: Backend) {
+    use auditdesk::db::streams as rows;
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let mut conn = db.connect();
+    auditdesk::db::run_migrations(&mut conn).unwrap();
+    let id = add(&mut conn, "siem", "http://127.0.0.1:9/", None, "");
+    let second = chrono::Duration::seconds(1);
+    assert!(rows::take_lease(&mut conn, id, "a", second).unwrap());
+    assert!(!rows::take_lease(&mut conn, id, "b", second * 30).unwrap());
+    assert!(
+        rows::take_lease(&mut conn, id, "a", second).unwrap(),
+        "renewed"
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(
+        rows::take_lease(&mut conn, id, "b", second * 30).unwrap(),
+        "lapsed"
+    );
+    assert!(!rows::take_lease(&mut conn, id, "a", second).unwrap());
+    rows::release_lease(&mut conn, id, "b").unwrap();
+    assert!(
+        rows::take_lease(&mut conn, id, "a", second).unwrap(),
+        "released"
+    );
+    // The database's clock is the one a lease ends by.
+    let row = rows::find(&mut conn, id).unwrap().unwrap();
+    let ends = row.lease_until.unwrap() - rows::now(&mut conn).unwrap();
+    assert!(ends > chrono::Duration::zero() && ends <= second, "{ends}");
+}
+
 crate::cases! {
     one(Postgres) => [two_instances_never_deliver_one_stream_at_once];
     both_backends(Rsyslog) => [
@@ -974,11 +1307,14 @@ crate::cases! {
     ];
     both_backends() => [
         a_webhook_gets_every_event_in_order_signed,
+        an_https_webhook_is_delivered_when_its_ca_is_trusted,
         a_receiver_that_fails_and_comes_back_misses_nothing,
         a_stream_failing_past_its_limit_is_marked_failing_and_audited,
         a_filtered_stream_gets_exactly_its_events,
         stream_commands_manage_streams_with_one_line_errors,
         a_server_killed_while_delivering_resumes_and_loses_nothing,
         the_streams_page_is_for_site_managers_and_auditors_read_it,
+        an_event_too_long_for_udp_is_sent_cut_and_the_stream_goes_on,
+        a_lease_keeps_other_instances_out_until_it_lapses,
     ];
 }
